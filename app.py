@@ -1,0 +1,49 @@
+"""Home page: what Fashion-MNIST Studio is, the dataset and device status, the pages."""
+
+import streamlit as st
+
+from fmnist import ui
+from fmnist.data import CLASS_NAMES
+
+ui.setup_page("Home", "👕")
+
+
+def draw_home() -> None:
+    st.title("👕 Fashion-MNIST Studio")
+    st.markdown(
+        "Explore the **Fashion-MNIST** dataset (70,000 grey 28×28 pictures of clothes in "
+        "10 classes), **train** a neural network on it in your browser while you watch it "
+        "learn, then **upload your own pictures** and see what the network thinks they are."
+    )
+    st.markdown(
+        "1. **Explore** the images, their classes and statistics.\n"
+        "2. **Train** a network — from the 3-layer tutorial MLP to a batch-normalised CNN — "
+        "with live curves, and compare your runs.\n"
+        "3. **Predict** your own photos, or study where a model goes wrong with its "
+        "confusion matrix. A trained model ships with the app, so this works right away."
+    )
+    ui.page_links()
+    st.divider()
+    st.subheader("Status")
+    ui.dataset_status()
+    devices = ui.devices()
+    kind = "GPU" if any(d.startswith("GPU") for d in devices) else "CPU"
+    st.info(f"**Compute:** {', '.join(devices)}", icon="⚡" if kind == "GPU" else "🖥️")
+    records = ui.list_runs()
+    best = max(
+        (r for r in records if r.get("test_accuracy") is not None),
+        key=lambda r: r["test_accuracy"],
+        default=None,
+    )
+    if best:
+        st.info(
+            f"**{len(records)} saved run(s).** Best: `{best['run_id']}` ({best['network']}), "
+            f"test accuracy {best['test_accuracy']:.2%}.",
+            icon="💾",
+        )
+    else:
+        st.warning("No saved runs yet: train one on the Train page.", icon="💾")
+    st.caption("Classes: " + " · ".join(f"{i} {name}" for i, name in enumerate(CLASS_NAMES)))
+
+
+draw_home()

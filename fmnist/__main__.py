@@ -1,0 +1,244 @@
+"""The command line: python -m fmnist info | train | evaluate | predict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+# TensorFlow's C++ start-up chatter is noise on a terminal; real errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from fmnist import data
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=1))
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import tensorflow as tf
+
+    from fmnist.training import describe_devices
+
+    dataset = data.load_dataset()
+    info = {
+        "dataset_path": str(dataset.path),
+        "dataset_source": dataset.source,
+        "train_count": len(dataset.y_train),
+        "test_count": len(dataset.y_test),
+        "tensorflow": tf.__version__,
+        "devices": describe_devices(),
+    }
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"Dataset     {info['dataset_path']}  ({info['dataset_source']})")
+        print(f"Images      {info['train_count']:,} training, {info['test_count']:,} test")
+        print(f"TensorFlow  {info['tensorflow']}")
+        print(f"Devices     {', '.join(info['devices'])}")
+    return 0
+
+
+def _progress_line(progress: Any) -> str:
+    width = 30
+    fraction = progress.batch / progress.batches if progress.batches else 0.0
+    bar = "#" * int(width * fraction) + "-" * (width - int(width * fraction))
+    last = progress.history[-1] if progress.history else {}
+    metrics = "  ".join(
+        f"{key} {last[key]:.4f}"
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy")
+        if key in last
+    )
+    eta = f"ETA {progress.eta:4.0f}s" if progress.eta else ""
+    return (
+        f"\repoch {min(progress.epoch + 1, progress.epochs)}/{progress.epochs} [{bar}] "
+        f"{progress.images_per_second:7.0f} img/s {eta}  {metrics}"
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from fmnist.training import STOPPED, TrainConfig, TrainingJob
+
+    cfg = TrainConfig(
+        network=args.network,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        optimizer=args.optimizer,
+        validation_split=args.validation_split,
+        seed=args.seed,
+        early_stopping_patience=args.early_stopping,
+        limit=args.limit,
+        mixed_precision=args.mixed_precision,
+        name=args.name,
+        devices=tuple(args.devices.split(",")) if args.devices else (),
+        command="python -m fmnist " + shlex.join(sys.argv[1:]),
+    )
+    job = TrainingJob(cfg)
+    thread = threading.Thread(target=job.run, daemon=True)
+    thread.start()
+    show_bar = not args.json and sys.stderr.isatty()
+    try:
+        while not job.finished.wait(0.5):
+            if show_bar:
+                print(_progress_line(job.snapshot()), end="", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        # Ctrl-C stops like the page's Stop button: the run is kept, marked stopped.
+        print("\nstopping after the current batch...", file=sys.stderr)
+        job.stop()
+        job.finished.wait()
+    progress = job.snapshot()
+    if show_bar:
+        print(file=sys.stderr)
+    if progress.state not in ("done", STOPPED):
+        print(f"training failed: {progress.message}", file=sys.stderr)
+        return 1
+    from fmnist import runs
+
+    result = {
+        "run_id": progress.run_id,
+        "path": str(runs.run_path(progress.run_id)),
+        "network": cfg.network,
+        "status": progress.state,
+        "test_accuracy": progress.test_accuracy,
+        "epochs_completed": len(progress.history),
+        "images_per_second": round(progress.images_per_second, 1),
+    }
+    if args.json:
+        _print_json(result)
+    else:
+        for entry in progress.history:
+            print(
+                f"epoch {entry['epoch']:3d}  loss {entry['loss']:.4f}  acc {entry['accuracy']:.4f}"
+                + (
+                    f"  val_loss {entry['val_loss']:.4f}  val_acc {entry['val_accuracy']:.4f}"
+                    if "val_loss" in entry
+                    else ""
+                )
+            )
+        print(
+            f"{progress.state}: test accuracy {progress.test_accuracy:.4f}, "
+            f"{progress.images_per_second:,.0f} images/s, saved as {result['path']}"
+        )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from fmnist import evaluation, runs
+
+    model = runs.load_model(args.run)
+    dataset = data.load_dataset()
+    probabilities = evaluation.predict_probabilities(model, dataset.x_test)
+    matrix = evaluation.confusion_matrix(dataset.y_test, probabilities.argmax(axis=1))
+    accuracy = evaluation.accuracy(matrix)
+    if args.json:
+        _print_json(
+            {"run_id": args.run, "test_accuracy": accuracy, "confusion_matrix": matrix.tolist()}
+        )
+        return 0
+    print(f"{args.run}: test accuracy {accuracy:.4f} on {matrix.sum():,} images")
+    names = [name[:8] for name in data.CLASS_NAMES]
+    print(" " * 12 + " ".join(f"{n:>8}" for n in names))
+    for name, row in zip(data.CLASS_NAMES, matrix, strict=True):
+        print(f"{name[:11]:<12}" + " ".join(f"{v:8d}" for v in row))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from fmnist import imaging, predictor
+
+    model = predictor.load(run_id=args.run, model_file=args.model)
+    results = []
+    for path in args.files:
+        try:
+            payload = Path(path).read_bytes()
+        except OSError as error:
+            results.append({"file": path, "error": f"cannot read the file ({error.strerror})"})
+            continue
+        results.append({"file": path, "payload": payload})
+    prepared = [imaging.prepare_upload(r["file"], r["payload"]) for r in results if "payload" in r]
+    predictions = iter(predictor.predict_prepared(model, prepared))
+    output = []
+    for result in results:
+        if "error" in result:
+            output.append(result)
+            continue
+        output.append(next(predictions))
+    if args.json:
+        _print_json(output)
+    else:
+        for item in output:
+            if "error" in item:
+                print(f"{item['file']}: {item['error']}")
+            else:
+                print(f"{item['file']}: {item['class_name']} ({item['confidence']:.1%})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fmnist.networks import NETWORKS
+    from fmnist.training import OPTIMIZERS, TrainConfig
+
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(prog="python -m fmnist", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    info = sub.add_parser("info", help="dataset source and counts, TensorFlow, devices")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_info)
+
+    train = sub.add_parser("train", help="train a network and save the run under models/")
+    train.add_argument("--network", choices=list(NETWORKS), default=defaults.network)
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
+    train.add_argument("--validation-split", type=float, default=defaults.validation_split)
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE")
+    train.add_argument("--limit", type=int, default=0, help="train on at most N images")
+    train.add_argument("--mixed-precision", action="store_true", help="float16 on GPU")
+    train.add_argument("--name", default="")
+    train.add_argument("--devices", default="", help="e.g. /gpu:0,/gpu:1 (default: all GPUs)")
+    train.add_argument("--json", action="store_true")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a run")
+    evaluate.add_argument("--run", required=True)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = sub.add_parser("predict", help="classify picture files")
+    predict.add_argument("--run", default=None, help="a saved run (default: the best one)")
+    predict.add_argument("--model", default=None, help="a .keras file instead of a run")
+    predict.add_argument("files", nargs="+")
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as error:  # bad hyper-parameters
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # DataError, RunError, ModelError: one line, no traceback
+        from fmnist.predictor import ModelError
+        from fmnist.runs import RunError
+
+        if isinstance(error, (data.DataError, RunError, ModelError)):
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

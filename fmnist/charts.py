@@ -1,0 +1,244 @@
+"""Plotly figures: pure functions from arrays and records to figures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from fmnist.data import CLASS_NAMES
+
+# One colour per class, the same on every chart.
+CLASS_COLOURS = px.colors.qualitative.T10
+TRAIN_COLOUR, VALIDATION_COLOUR = "#1f77b4", "#ff7f0e"
+
+
+def class_distribution(train_counts: np.ndarray, test_counts: np.ndarray) -> go.Figure:
+    figure = go.Figure(
+        [
+            go.Bar(name="train", x=list(CLASS_NAMES), y=train_counts, marker_color=TRAIN_COLOUR),
+            go.Bar(name="test", x=list(CLASS_NAMES), y=test_counts, marker_color=VALIDATION_COLOUR),
+        ]
+    )
+    figure.update_layout(
+        barmode="group",
+        yaxis_title="images",
+        height=340,
+        margin=dict(t=30, b=10),
+        legend=dict(orientation="h", y=1.12),
+    )
+    return figure
+
+
+def pixel_heatmap(image: np.ndarray, title: str = "") -> go.Figure:
+    """The 28x28 values 0-255 as a heatmap with a colour bar, values on hover."""
+    figure = go.Figure(
+        go.Heatmap(
+            z=image,
+            colorscale="gray",
+            zmin=0,
+            zmax=255,
+            colorbar=dict(title="value"),
+            hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>",
+        )
+    )
+    figure.update_layout(title=title, height=420, margin=dict(t=40, b=10, l=10, r=10))
+    figure.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
+    figure.update_xaxes(constrain="domain")
+    return figure
+
+
+def class_images(images: np.ndarray, title: str, colour_scale: str = "gray") -> go.Figure:
+    """Ten 28x28 images (one per class) side by side on one shared colour scale."""
+    figure = px.imshow(
+        images,
+        facet_col=0,
+        facet_col_wrap=5,
+        color_continuous_scale=colour_scale,
+        facet_col_spacing=0.01,
+        facet_row_spacing=0.08,
+    )
+    for annotation in figure.layout.annotations:
+        index = int(annotation.text.split("=")[-1])
+        annotation.text = CLASS_NAMES[index]
+    figure.update_xaxes(showticklabels=False)
+    figure.update_yaxes(showticklabels=False)
+    figure.update_layout(title=title, height=380, margin=dict(t=50, b=10, l=10, r=10))
+    return figure
+
+
+def intensity_histograms(histograms: np.ndarray, log_scale: bool = False) -> go.Figure:
+    figure = go.Figure()
+    for label, share in enumerate(histograms):
+        figure.add_trace(
+            go.Scatter(
+                x=np.arange(256),
+                y=share,
+                mode="lines",
+                name=CLASS_NAMES[label],
+                line=dict(color=CLASS_COLOURS[label], width=1.5),
+            )
+        )
+    figure.update_layout(
+        xaxis_title="pixel value",
+        yaxis_title="share of pixels",
+        height=380,
+        margin=dict(t=20, b=10),
+        yaxis_type="log" if log_scale else "linear",
+    )
+    return figure
+
+
+def pca_scatter(
+    coordinates: np.ndarray, labels: np.ndarray, indices: np.ndarray, explained: np.ndarray
+) -> go.Figure:
+    """One WebGL trace per class; each point carries its dataset index as customdata."""
+    figure = go.Figure()
+    for label in range(len(CLASS_NAMES)):
+        mask = labels == label
+        figure.add_trace(
+            go.Scattergl(
+                x=coordinates[mask, 0],
+                y=coordinates[mask, 1],
+                mode="markers",
+                name=CLASS_NAMES[label],
+                customdata=indices[mask],
+                marker=dict(size=5, color=CLASS_COLOURS[label], opacity=0.75),
+                hovertemplate=f"{CLASS_NAMES[label]}<br>image %{{customdata}}<extra></extra>",
+            )
+        )
+    figure.update_layout(
+        xaxis_title=f"PC 1 ({explained[0]:.0%} of variance)",
+        yaxis_title=f"PC 2 ({explained[1]:.0%} of variance)",
+        height=520,
+        margin=dict(t=20, b=10),
+        clickmode="event+select",
+    )
+    return figure
+
+
+def training_curves(
+    history: Sequence[dict[str, float]], live: Sequence[dict[str, float]] = ()
+) -> go.Figure:
+    """Loss and accuracy: training points within epochs, and per-epoch values with validation."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    for column, metric in enumerate(("loss", "accuracy"), start=1):
+        if live:
+            figure.add_trace(
+                go.Scatter(
+                    x=[p["epoch"] for p in live],
+                    y=[p[metric] for p in live],
+                    mode="lines",
+                    name="training (running)",
+                    line=dict(color=TRAIN_COLOUR, width=1.5),
+                    legendgroup="train",
+                    showlegend=column == 1,
+                ),
+                row=1,
+                col=column,
+            )
+        for key, colour, name in (
+            (metric, TRAIN_COLOUR, "training (epoch)"),
+            (f"val_{metric}", VALIDATION_COLOUR, "validation"),
+        ):
+            points = [(h["epoch"], h[key]) for h in history if key in h]
+            if points:
+                figure.add_trace(
+                    go.Scatter(
+                        x=[p[0] for p in points],
+                        y=[p[1] for p in points],
+                        mode="lines+markers",
+                        name=name,
+                        line=dict(color=colour, dash="dot" if key == metric else "solid"),
+                        legendgroup=name,
+                        showlegend=column == 1,
+                    ),
+                    row=1,
+                    col=column,
+                )
+    figure.update_xaxes(title_text="epoch", rangemode="tozero")
+    figure.update_layout(height=360, margin=dict(t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    return figure
+
+
+def runs_overlay(records: Sequence[dict[str, Any]], metric: str) -> go.Figure:
+    """The per-epoch curve of one metric for several runs, to compare them."""
+    figure = go.Figure()
+    for index, record in enumerate(records):
+        points = [(h["epoch"], h[metric]) for h in record.get("history", []) if metric in h]
+        if points:
+            figure.add_trace(
+                go.Scatter(
+                    x=[p[0] for p in points],
+                    y=[p[1] for p in points],
+                    mode="lines+markers",
+                    name=record["run_id"],
+                    line=dict(color=px.colors.qualitative.Plotly[index % 10]),
+                )
+            )
+    figure.update_layout(
+        xaxis_title="epoch",
+        yaxis_title=metric,
+        height=360,
+        margin=dict(t=20, b=10),
+        legend=dict(orientation="h", y=-0.3),
+    )
+    return figure
+
+
+def confusion_heatmap(
+    matrix: np.ndarray, normalised: bool = False, names: Sequence[str] = CLASS_NAMES
+) -> go.Figure:
+    """Rows: true class; columns: predicted class. Click a cell to select it."""
+    values = matrix
+    if normalised:
+        totals = matrix.sum(axis=1, keepdims=True)
+        values = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    text = [[f"{v:.0%}" if normalised else f"{int(v)}" for v in row] for row in values]
+    figure = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=list(names),
+            y=list(names),
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            colorbar=dict(title="share" if normalised else "images"),
+            customdata=matrix,
+            hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata} images<extra></extra>",
+        )
+    )
+    figure.update_yaxes(autorange="reversed", title="true class")
+    figure.update_xaxes(title="predicted class", side="bottom")
+    figure.update_layout(height=520, margin=dict(t=20, b=10))
+    return figure
+
+
+def softmax_bars(
+    probabilities: Sequence[float], true_label: int | None = None, height: int = 300
+) -> go.Figure:
+    """The full softmax as horizontal bars; the top class in blue, the true class outlined."""
+    probabilities = np.asarray(probabilities)
+    top = int(np.argmax(probabilities))
+    colours = ["#1f77b4" if i == top else "#b0bec5" for i in range(len(probabilities))]
+    if true_label is not None and true_label != top:
+        colours[true_label] = "#2ca02c"
+    figure = go.Figure(
+        go.Bar(
+            x=probabilities,
+            y=list(CLASS_NAMES),
+            orientation="h",
+            marker_color=colours,
+            text=[f"{p:.1%}" for p in probabilities],
+            textposition="outside",
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        )
+    )
+    figure.update_xaxes(range=[0, 1.15], tickformat=".0%", title="probability")
+    figure.update_yaxes(autorange="reversed")
+    figure.update_layout(height=height, margin=dict(t=10, b=10, l=10, r=10))
+    return figure

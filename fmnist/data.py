@@ -1,0 +1,221 @@
+"""Find, verify and load the original Fashion-MNIST IDX files.
+
+The files are looked for, in order, in ``$FMNIST_DATA_DIR``, in the folder of the
+Debian package ``dataset-fashion-mnist``, in Keras's download cache, and last
+through Keras's own downloader. Whatever the source, every file is checked
+(magic number, counts, shape, label range and the checksum of its decompressed
+contents) so that a truncated or wrong file gives one clear message instead of
+a numpy traceback in the middle of training.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fmnist import config
+
+CLASS_NAMES: tuple[str, ...] = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SIZE = 28
+
+# IDX magic numbers: 0x00000801 for unsigned-byte vectors (labels), 0x00000803
+# for unsigned-byte 3-D arrays (images).
+_LABELS_MAGIC = 2049
+_IMAGES_MAGIC = 2051
+
+
+@dataclass(frozen=True)
+class IdxFile:
+    name: str  # file name without the .gz suffix
+    magic: int
+    count: int
+    sha256: str  # of the decompressed contents, so .gz files of any packer pass
+
+
+IDX_FILES: dict[str, IdxFile] = {
+    "x_train": IdxFile(
+        "train-images-idx3-ubyte",
+        _IMAGES_MAGIC,
+        60_000,
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    ),
+    "y_train": IdxFile(
+        "train-labels-idx1-ubyte",
+        _LABELS_MAGIC,
+        60_000,
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    ),
+    "x_test": IdxFile(
+        "t10k-images-idx3-ubyte",
+        _IMAGES_MAGIC,
+        10_000,
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    ),
+    "y_test": IdxFile(
+        "t10k-labels-idx1-ubyte",
+        _LABELS_MAGIC,
+        10_000,
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    ),
+}
+
+FIX_HINT = (
+    "install the Debian package dataset-fashion-mnist (sudo apt-get install "
+    "dataset-fashion-mnist), or set FMNIST_DATA_DIR to a folder holding the four "
+    "original IDX files"
+)
+
+
+class DataError(Exception):
+    """The dataset is missing or damaged. The message is one line, fit for users."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The 70,000 images as read-only uint8 arrays, and where they came from."""
+
+    x_train: np.ndarray  # (60000, 28, 28) uint8
+    y_train: np.ndarray  # (60000,) uint8
+    x_test: np.ndarray  # (10000, 28, 28) uint8
+    y_test: np.ndarray  # (10000,) uint8
+    source: str  # which of the sources below was used
+    path: Path
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.x_train, self.y_train, self.x_test, self.y_test))
+
+
+def _find_file(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / f"{name}.gz", folder / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_idx(path: Path, expected: IdxFile, verify_checksum: bool = True) -> np.ndarray:
+    """Read one IDX file (gzipped or not) and check it against what it should hold."""
+    try:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: cannot be read or decompressed ({error}); {FIX_HINT}") from None
+
+    if len(raw) < 8:
+        raise DataError(f"{path}: too short to be an IDX file; {FIX_HINT}")
+    magic = int.from_bytes(raw[0:4], "big")
+    if magic != expected.magic:
+        raise DataError(
+            f"{path}: wrong magic number {magic} (expected {expected.magic}), "
+            f"this is not the {expected.name} file; {FIX_HINT}"
+        )
+    count = int.from_bytes(raw[4:8], "big")
+    if count != expected.count:
+        raise DataError(
+            f"{path}: holds {count:,} items where Fashion-MNIST has {expected.count:,}; {FIX_HINT}"
+        )
+    if expected.magic == _IMAGES_MAGIC:
+        rows = int.from_bytes(raw[8:12], "big")
+        cols = int.from_bytes(raw[12:16], "big")
+        if (rows, cols) != (IMAGE_SIZE, IMAGE_SIZE):
+            raise DataError(f"{path}: images are {rows}x{cols}, not 28x28; {FIX_HINT}")
+        header, shape = 16, (count, IMAGE_SIZE, IMAGE_SIZE)
+    else:
+        header, shape = 8, (count,)
+    expected_size = header + int(np.prod(shape))
+    if len(raw) != expected_size:
+        raise DataError(
+            f"{path}: is {len(raw):,} bytes once decompressed where {expected_size:,} are "
+            f"expected (truncated or padded); {FIX_HINT}"
+        )
+    if verify_checksum and hashlib.sha256(raw).hexdigest() != expected.sha256:
+        raise DataError(
+            f"{path}: checksum does not match the original Fashion-MNIST file; {FIX_HINT}"
+        )
+    # frombuffer over bytes gives a read-only array: nothing downstream may mutate
+    # the shared dataset by accident.
+    array = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    if expected.magic == _LABELS_MAGIC and array.max(initial=0) >= NUM_CLASSES:
+        raise DataError(f"{path}: has labels above {NUM_CLASSES - 1}; {FIX_HINT}")
+    return array
+
+
+def load_from_folder(folder: Path, source: str = "folder", verify_checksum: bool = True) -> Dataset:
+    """Load the four files from one folder, or raise DataError naming what is wrong."""
+    arrays: dict[str, np.ndarray] = {}
+    for key, expected in IDX_FILES.items():
+        path = _find_file(folder, expected.name)
+        if path is None:
+            raise DataError(f"{folder / (expected.name + '.gz')}: missing; {FIX_HINT}")
+        arrays[key] = read_idx(path, expected, verify_checksum=verify_checksum)
+    return Dataset(**arrays, source=source, path=folder)
+
+
+def candidate_sources() -> list[tuple[str, Path]]:
+    """Where to look, in order, as (source name, folder)."""
+    sources = []
+    env_dir = os.environ.get("FMNIST_DATA_DIR")
+    if env_dir:
+        sources.append(("FMNIST_DATA_DIR", Path(env_dir).expanduser()))
+    sources.append(("Debian package dataset-fashion-mnist", config.DEBIAN_DATA_DIR))
+    sources.append(("Keras cache", config.KERAS_CACHE_DIR))
+    return sources
+
+
+def _has_any_file(folder: Path) -> bool:
+    return any(_find_file(folder, f.name) for f in IDX_FILES.values())
+
+
+def load_dataset(allow_download: bool = True) -> Dataset:
+    """Load Fashion-MNIST from the first source that has it.
+
+    A folder that holds some of the files but not all of them, or damaged ones,
+    is an error rather than a reason to look elsewhere: the user should hear
+    about a broken installation instead of silently training on another copy.
+    """
+    for source, folder in candidate_sources():
+        if source == "FMNIST_DATA_DIR" or _has_any_file(folder):
+            return load_from_folder(folder, source)
+    if allow_download:
+        return _download_with_keras()
+    raise DataError(f"Fashion-MNIST was not found; {FIX_HINT}")
+
+
+def _download_with_keras() -> Dataset:
+    # Imported here so that pages which only explore the data never pay for
+    # importing TensorFlow when the files are installed.
+    try:
+        import keras
+
+        keras.datasets.fashion_mnist.load_data()
+    except Exception as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(
+            f"Fashion-MNIST was not found and Keras could not download it ({first_line}); "
+            f"{FIX_HINT}"
+        ) from None
+    return load_from_folder(config.KERAS_CACHE_DIR, "Keras downloader")
+
+
+def class_counts(labels: np.ndarray) -> np.ndarray:
+    """How many images each class has, in class order."""
+    return np.bincount(labels, minlength=NUM_CLASSES)

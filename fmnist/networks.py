@@ -1,0 +1,169 @@
+"""The named architectures users can train.
+
+Every network takes a (28, 28, 1) float input scaled to [0, 1] and ends in a
+10-way softmax, so that the pages, the command line and imported models all
+feed pictures the same way and read probabilities straight from the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fmnist.data import IMAGE_SIZE, NUM_CLASSES
+
+if TYPE_CHECKING:
+    import keras
+
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    description: str
+    origin: str
+    # The number of epochs the README's accuracy table quotes for this network.
+    reference_epochs: int
+    build: Callable[[], keras.Model]
+
+
+def _mlp() -> keras.Model:
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="mlp",
+    )
+
+
+def _mlp_2() -> keras.Model:
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="mlp_2",
+    )
+
+
+def _cnn() -> keras.Model:
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(512, activation="relu"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="cnn",
+    )
+
+
+def _cnn_bn() -> keras.Model:
+    import keras
+    from keras import layers
+
+    def conv_block(filters: int) -> list[keras.Layer]:
+        # Convolutions without bias: the batch normalisation that follows has its own.
+        return [
+            layers.Conv2D(filters, 3, padding="same", use_bias=False),
+            # Momentum 0.9 rather than 0.99: the moving statistics used at test
+            # time settle within a few hundred batches, so short demo runs score well.
+            layers.BatchNormalization(momentum=0.9),
+            layers.Activation("relu"),
+        ]
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            *conv_block(32),
+            layers.MaxPooling2D(),
+            layers.Dropout(0.2),
+            *conv_block(64),
+            *conv_block(64),
+            layers.MaxPooling2D(),
+            layers.Dropout(0.3),
+            layers.Flatten(),
+            layers.Dense(128, use_bias=False),
+            layers.BatchNormalization(momentum=0.9),
+            layers.Activation("relu"),
+            layers.Dropout(0.4),
+            # The output stays float32 under mixed precision so softmax is stable.
+            layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
+        ],
+        name="cnn_bn",
+    )
+
+
+NETWORKS: dict[str, Network] = {
+    network.name: network
+    for network in (
+        Network(
+            "mlp",
+            "Flatten, Dense 128 ReLU, Dense 10 softmax: the TensorFlow tutorial network.",
+            "seeds 003 and 004",
+            10,
+            _mlp,
+        ),
+        Network(
+            "mlp-2",
+            "Flatten, Dense 128 ReLU, Dense 64 ReLU, Dense 10 softmax.",
+            "seed 002",
+            10,
+            _mlp_2,
+        ),
+        Network(
+            "cnn",
+            "Conv 64, pool, conv 64, pool, Dense 512, Dense 10: 862,410 parameters.",
+            "seed 001",
+            5,
+            _cnn,
+        ),
+        Network(
+            "cnn-bn",
+            "Three 3x3 convolutions (32, 64, 64) with batch normalisation and dropout, "
+            "Dense 128: the strongest network here.",
+            "Fashion-MNIST Studio",
+            15,
+            _cnn_bn,
+        ),
+    )
+}
+
+
+def get_network(name: str) -> Network:
+    try:
+        return NETWORKS[name]
+    except KeyError:
+        raise ValueError(f"unknown network {name!r}; choose one of {', '.join(NETWORKS)}") from None
+
+
+def build_model(name: str) -> keras.Model:
+    return get_network(name).build()
+
+
+def model_summary(model: keras.Model) -> str:
+    """Keras's text summary (layers, output shapes, parameters) as a string."""
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line), line_length=80)
+    return "\n".join(lines)

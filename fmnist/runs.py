@@ -1,0 +1,137 @@
+"""Training runs on disk: one folder per run under models/, with model.keras and run.json.
+
+A run is written into a hidden temporary folder and renamed into place only
+once both files are complete, so a crash during a save never leaves a run that
+the app would list. Folders whose names start with a dot are never listed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fmnist import config
+
+if TYPE_CHECKING:
+    import keras
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+RECORD_FILE = "run.json"
+_RUN_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+
+
+class RunError(Exception):
+    """A run cannot be found or read. The message is one line, fit for users."""
+
+
+def slugify(text: str, max_length: int = 40) -> str:
+    """A user-given name -> lowercase letters, digits and dashes only."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:max_length].strip("-")
+
+
+def new_run_id(network: str, name: str = "") -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    parts = [stamp, slugify(network), slugify(name), uuid.uuid4().hex[:4]]
+    return "-".join(part for part in parts if part)
+
+
+def run_path(run_id: str, models_dir: Path | None = None) -> Path:
+    """The folder of a run, refusing any id that could point outside models/."""
+    root = (models_dir or config.MODELS_DIR).resolve()
+    if not _RUN_ID.match(run_id):
+        raise RunError(f"{run_id!r} is not a valid run name")
+    path = (root / run_id).resolve()
+    if path.parent != root:
+        raise RunError(f"{run_id!r} is not a valid run name")
+    return path
+
+
+def save_run(model: keras.Model, record: dict[str, Any], models_dir: Path | None = None) -> Path:
+    """Write model.keras and run.json atomically; return the run's folder."""
+    root = models_dir or config.MODELS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = run_path(record["run_id"], root)
+    if final.exists():
+        raise RunError(f"a run named {record['run_id']!r} exists already")
+    temporary = root / f".tmp-{record['run_id']}-{uuid.uuid4().hex[:8]}"
+    temporary.mkdir()
+    try:
+        model.save(temporary / MODEL_FILE)
+        (temporary / RECORD_FILE).write_text(json.dumps(record, indent=1))
+        # A rename within one file system is atomic: readers see all or nothing.
+        temporary.rename(final)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return final
+
+
+def read_record(run_id: str, models_dir: Path | None = None) -> dict[str, Any]:
+    path = run_path(run_id, models_dir) / RECORD_FILE
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"no run named {run_id!r}") from None
+    except (OSError, ValueError) as error:
+        raise RunError(f"run {run_id!r} cannot be read: {error}") from None
+    if not isinstance(record, dict) or "network" not in record:
+        raise RunError(f"run {run_id!r} has an unexpected run.json")
+    record["run_id"] = run_id
+    return record
+
+
+def list_runs(models_dir: Path | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every readable run, newest first, and a warning for each folder skipped."""
+    root = models_dir or config.MODELS_DIR
+    runs, warnings = [], []
+    if not root.is_dir():
+        return runs, warnings
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or folder.name.startswith("."):
+            continue
+        try:
+            record = read_record(folder.name, root)
+            if not (folder / MODEL_FILE).is_file():
+                raise RunError(f"run {folder.name!r} has no {MODEL_FILE}")
+        except RunError as error:
+            warnings.append(f"skipped {folder.name}: {error}")
+            log.warning("skipped run folder %s: %s", folder, error)
+            continue
+        runs.append(record)
+    runs.sort(key=lambda r: r.get("finished_at", ""), reverse=True)
+    return runs, warnings
+
+
+def best_run(models_dir: Path | None = None) -> dict[str, Any] | None:
+    """The finished run with the highest test accuracy, or None when there is none."""
+    runs, _ = list_runs(models_dir)
+    scored = [r for r in runs if r.get("test_accuracy") is not None]
+    return max(scored, key=lambda r: r["test_accuracy"], default=None)
+
+
+def load_model(run_id: str, models_dir: Path | None = None) -> keras.Model:
+    import keras
+
+    path = run_path(run_id, models_dir) / MODEL_FILE
+    if not path.is_file():
+        raise RunError(f"no run named {run_id!r}")
+    return keras.models.load_model(path, compile=False)
+
+
+def delete_run(run_id: str, models_dir: Path | None = None) -> None:
+    path = run_path(run_id, models_dir)
+    if not path.is_dir():
+        raise RunError(f"no run named {run_id!r}")
+    # Hide it first (atomic), then remove: a listing never sees half a run.
+    hidden = path.with_name(f".deleted-{run_id}-{uuid.uuid4().hex[:8]}")
+    path.rename(hidden)
+    shutil.rmtree(hidden, ignore_errors=True)
