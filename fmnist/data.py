@@ -207,7 +207,7 @@ def _download_with_keras() -> Dataset:
         import keras
 
         keras.datasets.fashion_mnist.load_data()
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any network or disk failure
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DataError(
             f"Fashion-MNIST was not found and Keras could not download it ({first_line}); "

@@ -223,3 +223,15 @@ def label_from_filename(file_name: str) -> int | None:
 def enlarge(pixels: np.ndarray, scale: int = 4) -> np.ndarray:
     """A 28x28 picture made bigger with sharp pixels, for display."""
     return np.kron(pixels, np.ones((scale, scale), dtype=pixels.dtype))
+
+
+def framed(
+    pixels: np.ndarray, colour: tuple[int, int, int], scale: int = 3, border: int = 4
+) -> np.ndarray:
+    """An enlarged grey picture inside a coloured frame (green right, red wrong, as in seed 004)."""
+    grey = enlarge(pixels, scale)
+    height, width = grey.shape
+    frame = np.empty((height + 2 * border, width + 2 * border, 3), dtype=np.uint8)
+    frame[:] = colour
+    frame[border : border + height, border : border + width] = grey[..., None]
+    return frame

@@ -42,7 +42,7 @@ def load_imported(payload: bytes) -> keras.Model:
         path.write_bytes(payload)
         try:
             model = keras.models.load_model(path, compile=False, safe_mode=True)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - Keras raises many kinds here
             text = str(error).strip().splitlines()
             raise ModelError(
                 f"Keras could not load this file: {text[0][:160] if text else type(error).__name__}"

@@ -44,9 +44,14 @@ def new_run_id(network: str, name: str = "") -> str:
     return "-".join(part for part in parts if part)
 
 
-def run_path(run_id: str, models_dir: Path | None = None) -> Path:
+def _root(models_dir: Path | str | None) -> Path:
+    # Read config.MODELS_DIR at call time so tests and benchmarks can move it.
+    return Path(models_dir) if models_dir else config.MODELS_DIR
+
+
+def run_path(run_id: str, models_dir: Path | str | None = None) -> Path:
     """The folder of a run, refusing any id that could point outside models/."""
-    root = (models_dir or config.MODELS_DIR).resolve()
+    root = _root(models_dir).resolve()
     if not _RUN_ID.match(run_id):
         raise RunError(f"{run_id!r} is not a valid run name")
     path = (root / run_id).resolve()
@@ -55,9 +60,11 @@ def run_path(run_id: str, models_dir: Path | None = None) -> Path:
     return path
 
 
-def save_run(model: keras.Model, record: dict[str, Any], models_dir: Path | None = None) -> Path:
+def save_run(
+    model: keras.Model, record: dict[str, Any], models_dir: Path | str | None = None
+) -> Path:
     """Write model.keras and run.json atomically; return the run's folder."""
-    root = models_dir or config.MODELS_DIR
+    root = _root(models_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = run_path(record["run_id"], root)
     if final.exists():
@@ -75,7 +82,7 @@ def save_run(model: keras.Model, record: dict[str, Any], models_dir: Path | None
     return final
 
 
-def read_record(run_id: str, models_dir: Path | None = None) -> dict[str, Any]:
+def read_record(run_id: str, models_dir: Path | str | None = None) -> dict[str, Any]:
     path = run_path(run_id, models_dir) / RECORD_FILE
     try:
         record = json.loads(path.read_text())
@@ -89,9 +96,9 @@ def read_record(run_id: str, models_dir: Path | None = None) -> dict[str, Any]:
     return record
 
 
-def list_runs(models_dir: Path | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+def list_runs(models_dir: Path | str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Every readable run, newest first, and a warning for each folder skipped."""
-    root = models_dir or config.MODELS_DIR
+    root = _root(models_dir)
     runs, warnings = [], []
     if not root.is_dir():
         return runs, warnings
@@ -111,14 +118,14 @@ def list_runs(models_dir: Path | None = None) -> tuple[list[dict[str, Any]], lis
     return runs, warnings
 
 
-def best_run(models_dir: Path | None = None) -> dict[str, Any] | None:
+def best_run(models_dir: Path | str | None = None) -> dict[str, Any] | None:
     """The finished run with the highest test accuracy, or None when there is none."""
     runs, _ = list_runs(models_dir)
     scored = [r for r in runs if r.get("test_accuracy") is not None]
     return max(scored, key=lambda r: r["test_accuracy"], default=None)
 
 
-def load_model(run_id: str, models_dir: Path | None = None) -> keras.Model:
+def load_model(run_id: str, models_dir: Path | str | None = None) -> keras.Model:
     import keras
 
     path = run_path(run_id, models_dir) / MODEL_FILE
@@ -127,7 +134,7 @@ def load_model(run_id: str, models_dir: Path | None = None) -> keras.Model:
     return keras.models.load_model(path, compile=False)
 
 
-def delete_run(run_id: str, models_dir: Path | None = None) -> None:
+def delete_run(run_id: str, models_dir: Path | str | None = None) -> None:
     path = run_path(run_id, models_dir)
     if not path.is_dir():
         raise RunError(f"no run named {run_id!r}")

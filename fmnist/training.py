@@ -237,14 +237,19 @@ class TrainingJob:
         return self._stop.is_set()
 
     # -- the work ------------------------------------------------------------
-    def run(self, dataset: Dataset | None = None, models_dir: Any = None) -> Progress:
+    def run(
+        self,
+        dataset: Dataset | None = None,
+        models_dir: Any = None,
+        dataset_loader: Callable[[], Dataset] = load_dataset,
+    ) -> Progress:
         """Train, evaluate on the test set, save the run. Blocks; used by the thread and CLI."""
         try:
             if self.stop_requested:
                 self.update(state=STOPPED, message="cancelled before it started")
                 return self.snapshot()
-            self._train(dataset or load_dataset(), models_dir)
-        except Exception as error:
+            self._train(dataset if dataset is not None else dataset_loader(), models_dir)
+        except Exception as error:  # noqa: BLE001 - any failure becomes the job's message
             text = str(error).strip().splitlines()
             self.update(state=FAILED, message=f"{type(error).__name__}: {text[0] if text else ''}")
         finally:
@@ -502,7 +507,7 @@ class TrainingManager:
     def _work(self, job: TrainingJob) -> None:
         job.update(queue_position=0)
         try:
-            job.run(self._dataset_loader(), self._models_dir)
+            job.run(models_dir=self._models_dir, dataset_loader=self._dataset_loader)
         finally:
             with self._lock:
                 self._running.discard(job.id)

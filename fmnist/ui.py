@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import streamlit as st
 
-from fmnist import data, dataset_stats, evaluation, runs
+from fmnist import data, dataset_stats, evaluation, imaging, runs
 
 if TYPE_CHECKING:
     import keras
@@ -82,10 +82,23 @@ def run_model(run_id: str, finished_at: str) -> keras.Model:
     return runs.load_model(run_id)
 
 
+@st.cache_resource(max_entries=2, show_spinner="Loading the imported model...")
+def imported_model(digest: str, _payload: bytes) -> keras.Model:
+    # Keyed by the file's digest; the leading underscore keeps Streamlit from
+    # hashing the (large) payload itself.
+    from fmnist.predictor import load_imported
+
+    return load_imported(_payload)
+
+
 @st.cache_resource(max_entries=6, show_spinner="Scoring the 10,000 test images...")
-def test_probabilities(run_id: str, finished_at: str) -> np.ndarray:
-    model = run_model(run_id, finished_at)
-    return evaluation.predict_probabilities(model, dataset().x_test)
+def test_probabilities(model_key: str, _model: keras.Model) -> np.ndarray:
+    return evaluation.predict_probabilities(_model, dataset().x_test)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def prepare_upload(file_name: str, payload: bytes) -> imaging.PreparedImage:
+    return imaging.prepare_upload(file_name, payload)
 
 
 @st.cache_data(show_spinner="Computing class statistics...")

@@ -1,0 +1,121 @@
+"""The loader on small IDX files the tests write, and on the real Fashion-MNIST."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmnist import data
+from fmnist.data import DataError, IdxFile, read_idx
+
+from .conftest import write_idx
+
+
+def test_good_file_reads_back_exactly(tmp_path: Path, small_images: np.ndarray) -> None:
+    path = tmp_path / "images.gz"
+    digest = write_idx(path, 2051, (5, 28, 28), small_images.tobytes())
+    array = read_idx(path, IdxFile("images", 2051, 5, digest))
+    assert array.shape == (5, 28, 28) and array.dtype == np.uint8
+    np.testing.assert_array_equal(array, small_images)
+    assert not array.flags.writeable  # the shared dataset cannot be mutated by accident
+
+
+def test_uncompressed_file_is_accepted(tmp_path: Path) -> None:
+    labels = np.array([0, 3, 9], dtype=np.uint8)
+    path = tmp_path / "labels"
+    digest = write_idx(path, 2049, (3,), labels.tobytes(), gz=False)
+    np.testing.assert_array_equal(read_idx(path, IdxFile("labels", 2049, 3, digest)), labels)
+
+
+def test_wrong_magic_names_the_file(tmp_path: Path, small_images: np.ndarray) -> None:
+    path = tmp_path / "images.gz"
+    digest = write_idx(path, 2049, (5, 28, 28), small_images.tobytes())
+    with pytest.raises(DataError, match=r"images\.gz: wrong magic number 2049") as caught:
+        read_idx(path, IdxFile("images", 2051, 5, digest))
+    assert "\n" not in str(caught.value)
+
+
+def test_truncated_file(tmp_path: Path, small_images: np.ndarray) -> None:
+    path = tmp_path / "images.gz"
+    digest = write_idx(path, 2051, (5, 28, 28), small_images.tobytes()[:-100])
+    with pytest.raises(DataError, match="truncated"):
+        read_idx(path, IdxFile("images", 2051, 5, digest))
+
+
+def test_truncated_gzip_stream(tmp_path: Path, small_images: np.ndarray) -> None:
+    path = tmp_path / "images.gz"
+    digest = write_idx(path, 2051, (5, 28, 28), small_images.tobytes())
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(DataError, match="cannot be read or decompressed"):
+        read_idx(path, IdxFile("images", 2051, 5, digest))
+
+
+def test_counts_that_disagree(tmp_path: Path, small_images: np.ndarray) -> None:
+    path = tmp_path / "images.gz"
+    digest = write_idx(path, 2051, (4, 28, 28), small_images.tobytes())
+    with pytest.raises(DataError, match="holds 4 items where Fashion-MNIST has 5"):
+        read_idx(path, IdxFile("images", 2051, 5, digest))
+
+
+def test_wrong_image_size(tmp_path: Path) -> None:
+    path = tmp_path / "images.gz"
+    digest = write_idx(path, 2051, (2, 32, 32), bytes(2 * 32 * 32))
+    with pytest.raises(DataError, match="32x32, not 28x28"):
+        read_idx(path, IdxFile("images", 2051, 2, digest))
+
+
+def test_checksum_mismatch(tmp_path: Path, small_images: np.ndarray) -> None:
+    path = tmp_path / "images.gz"
+    write_idx(path, 2051, (5, 28, 28), small_images.tobytes())
+    with pytest.raises(DataError, match="checksum does not match"):
+        read_idx(path, IdxFile("images", 2051, 5, "0" * 64))
+
+
+def test_labels_out_of_range(tmp_path: Path) -> None:
+    path = tmp_path / "labels.gz"
+    digest = write_idx(path, 2049, (2,), bytes([1, 12]))
+    with pytest.raises(DataError, match="labels above 9"):
+        read_idx(path, IdxFile("labels", 2049, 2, digest))
+
+
+def test_missing_file_in_chosen_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FMNIST_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: missing.*FMNIST_DATA_DIR"):
+        data.load_dataset(allow_download=False)
+
+
+def test_real_dataset(dataset: data.Dataset) -> None:
+    # load_dataset verified magic, counts, shapes and the checksum of every file.
+    assert dataset.x_train.shape == (60_000, 28, 28)
+    assert dataset.x_test.shape == (10_000, 28, 28)
+    assert dataset.x_train.dtype == np.uint8
+    np.testing.assert_array_equal(data.class_counts(dataset.y_train), [6_000] * 10)
+    np.testing.assert_array_equal(data.class_counts(dataset.y_test), [1_000] * 10)
+    assert 54e6 < dataset.nbytes < 56e6  # kept as uint8: about 55 MB
+    assert dataset.x_train.max() == 255 and dataset.x_train.min() == 0
+    assert len(data.CLASS_NAMES) == 10 and data.CLASS_NAMES[9] == "Ankle boot"
+
+
+def test_env_folder_comes_first_and_is_verified(
+    dataset: data.Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for expected in data.IDX_FILES.values():
+        source = next(dataset.path.glob(expected.name + "*"))
+        os.symlink(source, tmp_path / source.name)
+    monkeypatch.setenv("FMNIST_DATA_DIR", str(tmp_path))
+    loaded = data.load_dataset(allow_download=False)
+    assert loaded.source == "FMNIST_DATA_DIR" and loaded.path == tmp_path
+    np.testing.assert_array_equal(loaded.y_test, dataset.y_test)
+
+    # A damaged copy in that folder is reported, not silently replaced by another source.
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(gzip.decompress(labels.read_bytes()))
+    raw[100] = (raw[100] + 1) % 10
+    labels.unlink()
+    labels.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: checksum does not match"):
+        data.load_dataset(allow_download=False)

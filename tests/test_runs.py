@@ -1,0 +1,64 @@
+"""Runs on disk: atomic saves, listing that skips damage, names that stay inside models/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fmnist import runs
+from fmnist.networks import build_model
+
+
+def record(run_id: str, accuracy: float = 0.5) -> dict:
+    return {"run_id": run_id, "network": "mlp", "test_accuracy": accuracy, "finished_at": run_id}
+
+
+def test_save_list_load_delete(models_dir: Path) -> None:
+    model = build_model("mlp")
+    runs.save_run(model, record("a-run", 0.8), models_dir)
+    runs.save_run(model, record("b-run", 0.9), models_dir)
+    listed, warnings = runs.list_runs(models_dir)
+    assert [r["run_id"] for r in listed] == ["b-run", "a-run"] and warnings == []
+    assert runs.best_run(models_dir)["run_id"] == "b-run"
+    assert runs.load_model("a-run", models_dir).count_params() == model.count_params()
+    runs.delete_run("b-run", models_dir)
+    assert [r["run_id"] for r in runs.list_runs(models_dir)[0]] == ["a-run"]
+    assert sorted(p.name for p in models_dir.iterdir()) == ["a-run"]
+
+
+def test_crash_during_save_leaves_no_listed_run(
+    models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*args: object, **kwargs: object) -> str:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(runs.json, "dumps", crash)
+    with pytest.raises(OSError, match="disk full"):
+        runs.save_run(build_model("mlp"), record("crashed"), models_dir)
+    assert runs.list_runs(models_dir) == ([], [])
+    assert list(models_dir.iterdir()) == []  # not even a hidden temporary folder
+
+
+def test_unreadable_run_is_skipped_with_a_warning(models_dir: Path) -> None:
+    runs.save_run(build_model("mlp"), record("good"), models_dir)
+    (models_dir / "broken").mkdir()
+    (models_dir / "broken" / "run.json").write_text("{not json")
+    (models_dir / "no-model").mkdir()
+    (models_dir / "no-model" / "run.json").write_text(json.dumps(record("no-model")))
+    listed, warnings = runs.list_runs(models_dir)
+    assert [r["run_id"] for r in listed] == ["good"]
+    assert len(warnings) == 2 and any("broken" in w for w in warnings)
+
+
+@pytest.mark.parametrize("bad", ["../escape", "/etc", "..", "a/b", "", ".hidden", "A" * 101])
+def test_run_names_never_escape_models(models_dir: Path, bad: str) -> None:
+    with pytest.raises(runs.RunError):
+        runs.run_path(bad, models_dir)
+
+
+def test_user_names_become_safe_slugs() -> None:
+    assert runs.slugify("../../My Best Run!!") == "my-best-run"
+    run_id = runs.new_run_id("cnn-bn", "../../etc/passwd")
+    assert "/" not in run_id and ".." not in run_id and "cnn-bn-etc-passwd" in run_id
