@@ -42,9 +42,11 @@ dataset:
 		|| sh tools/ensure-apt.sh dataset-fashion-mnist \
 		|| echo "note: the app will try Keras's downloader instead"
 
-# Debian's Chromium for the browser tests (Playwright cannot download its own here).
+# Debian's Chromium for the browser tests (Playwright cannot download its own here),
+# and an emoji font so that screenshots show the icons users see.
 chromium:
 	@test -x /usr/bin/chromium || test -n "$$CHROMIUM_PATH" || sh tools/ensure-apt.sh chromium
+	@test -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf || sh tools/ensure-apt.sh fonts-noto-color-emoji || true
 
 clean:
 	rm -rf $(VENV) test-output .pytest_cache .ruff_cache

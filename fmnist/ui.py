@@ -40,6 +40,12 @@ PAGES = {
 
 def setup_page(title: str, icon: str) -> None:
     st.set_page_config(page_title=f"{title} · Fashion-MNIST Studio", page_icon=icon, layout="wide")
+    # Streamlit's own navigation is turned off in config.toml because it would
+    # label the home page "app"; these links are the same pages, better named.
+    with st.sidebar:
+        st.page_link("app.py", label="Home", icon="👕")
+        for label, (path, page_icon, _) in PAGES.items():
+            st.page_link(path, label=label, icon=page_icon)
 
 
 @st.cache_resource(show_spinner="Loading Fashion-MNIST...")

@@ -1,0 +1,172 @@
+"""Preprocessing of everyday pictures into Fashion-MNIST's look, and bad files."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from fmnist import config, imaging
+from fmnist.imaging import ImageError, label_from_filename, preprocess
+
+
+def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def boot_picture(
+    size: tuple[int, int] = (400, 300),
+    ink: tuple[int, ...] = (40, 40, 90),
+    paper: tuple[int, ...] = (250, 250, 250),
+    mode: str = "RGB",
+) -> Image.Image:
+    """A dark, L-shaped 'ankle boot' on a light background, wider than tall, off centre."""
+    image = Image.new(mode, size, paper)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((60, 60, 160, 230), fill=ink)  # the shaft
+    draw.rectangle((60, 180, 330, 230), fill=ink)  # the foot
+    return image
+
+
+def reference() -> np.ndarray:
+    pixels, _, inverted = preprocess(encode(boot_picture(), "PNG"))
+    assert inverted
+    return pixels
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1])
+
+
+def test_dark_product_on_white_becomes_light_on_black_and_fills_the_frame() -> None:
+    pixels = reference()
+    assert pixels.shape == (28, 28) and pixels.dtype == np.uint8
+    assert pixels.max() >= 250  # stretched like Fashion-MNIST
+    corners = [pixels[0, 0], pixels[0, -1], pixels[-1, 0], pixels[-1, -1]]
+    assert max(corners) < 10  # the background is black
+    # Cropped to the object: it spans the full width (its longest edge) ...
+    lit_columns = np.flatnonzero(pixels.max(axis=0) > 60)
+    assert lit_columns[0] <= 1 and lit_columns[-1] >= 26
+    # ... and is centred vertically, padded to a square.
+    lit_rows = np.flatnonzero(pixels.max(axis=1) > 60)
+    assert abs((lit_rows[0] + lit_rows[-1]) / 2 - 13.5) < 2
+
+
+def test_light_object_on_dark_background_is_not_inverted() -> None:
+    picture = boot_picture(ink=(230, 230, 230), paper=(10, 10, 10))
+    pixels, _, inverted = preprocess(encode(picture, "PNG"))
+    assert not inverted
+    assert similarity(pixels, reference()) > 0.95
+
+
+def test_transparent_png_puts_the_object_on_a_background() -> None:
+    picture = boot_picture(ink=(40, 40, 90, 255), paper=(0, 0, 0, 0), mode="RGBA")
+    pixels, original, _ = preprocess(encode(picture, "PNG"))
+    assert similarity(pixels, reference()) > 0.95
+    assert original.size[0] <= imaging.DISPLAY_SIZE
+
+
+def test_exif_rotated_jpeg_is_turned_upright() -> None:
+    # The camera stored the picture on its side and says so in the EXIF
+    # orientation tag (6: rotate 90 degrees clockwise to view).
+    sideways = boot_picture().transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    pixels, _, _ = preprocess(encode(sideways, "JPEG", exif=exif, quality=95))
+    assert similarity(pixels, reference()) > 0.9
+    ignored, _, _ = preprocess(encode(sideways, "JPEG", quality=95))
+    assert similarity(ignored, reference()) < 0.6  # without the tag it would stay sideways
+
+
+def test_sixteen_bit_png() -> None:
+    grey = np.asarray(boot_picture().convert("L"), dtype=np.uint16) * 257
+    picture = Image.fromarray(grey.astype(np.uint16))
+    payload = encode(picture, "PNG")
+    assert Image.open(io.BytesIO(payload)).mode.startswith("I")
+    pixels, _, _ = preprocess(payload)
+    assert similarity(pixels, reference()) > 0.97
+
+
+def test_cmyk_jpeg() -> None:
+    payload = encode(boot_picture().convert("CMYK"), "JPEG", quality=95)
+    assert Image.open(io.BytesIO(payload)).mode == "CMYK"
+    pixels, _, _ = preprocess(payload)
+    assert similarity(pixels, reference()) > 0.95
+
+
+def test_animated_gif_uses_the_first_frame() -> None:
+    first = boot_picture()
+    second = Image.new("RGB", first.size, (250, 250, 250))
+    ImageDraw.Draw(second).ellipse((100, 20, 300, 280), fill=(0, 0, 0))
+    payload = encode(first, "GIF", save_all=True, append_images=[second], duration=100)
+    assert Image.open(io.BytesIO(payload)).n_frames == 2
+    pixels, _, _ = preprocess(payload)
+    assert similarity(pixels, reference()) > 0.95
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "BMP", "TIFF"])
+def test_other_formats(fmt: str) -> None:
+    pixels, _, _ = preprocess(encode(boot_picture(), fmt))
+    assert similarity(pixels, reference()) > 0.95
+
+
+def test_not_an_image() -> None:
+    with pytest.raises(ImageError, match="not a picture"):
+        preprocess(b"name,size\nshirt,M\n")
+
+
+def test_truncated_png_and_jpeg() -> None:
+    for fmt in ("PNG", "JPEG"):
+        payload = encode(boot_picture(), fmt)
+        with pytest.raises(ImageError, match="truncated or corrupt"):
+            preprocess(payload[: len(payload) // 2])
+
+
+def test_too_many_pixels() -> None:
+    # A real decompression bomb: 48 megapixels of one colour in a few kilobytes.
+    bomb = encode(Image.new("1", (8000, 6000)), "PNG")
+    assert len(bomb) < 200_000
+    with pytest.raises(ImageError, match="too many pixels: 8000x6000 is 48 megapixels"):
+        preprocess(bomb)
+    assert config.MAX_IMAGE_PIXELS < Image.MAX_IMAGE_PIXELS * 2  # Pillow enforces it too
+
+
+def test_too_many_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "MAX_UPLOAD_BYTES", 1000)
+    with pytest.raises(ImageError, match="file too large"):
+        preprocess(encode(boot_picture(), "PNG"))
+
+
+def test_empty_and_blank_pictures() -> None:
+    with pytest.raises(ImageError, match="empty file"):
+        preprocess(b"")
+    with pytest.raises(ImageError, match="blank"):
+        preprocess(encode(Image.new("RGB", (100, 100), "white"), "PNG"))
+
+
+def test_prepare_upload_never_raises_for_a_bad_file() -> None:
+    good = imaging.prepare_upload("ankle-boot.png", encode(boot_picture(), "PNG"))
+    bad = imaging.prepare_upload("notes.png", b"hello")
+    assert good.error is None and good.pixels is not None and good.true_label == 9
+    assert bad.pixels is None and bad.error and "\n" not in bad.error
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("sneaker_02.jpg", 7),
+        ("ankle-boot.png", 9),
+        ("My T-Shirt.jpeg", 0),
+        ("red_shirt.png", 6),
+        ("Trousers (blue).webp", 1),
+        ("handbag.gif", 8),
+        ("IMG_1234.jpg", None),
+        ("bootcamp.png", None),
+    ],
+)
+def test_true_class_from_the_file_name(name: str, label: int | None) -> None:
+    assert label_from_filename(name) == label

@@ -1,0 +1,115 @@
+"""Every page through Streamlit's AppTest: it renders, and its main interaction works."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from .conftest import PROJECT_ROOT, copy_shipped_runs
+from .test_imaging import boot_picture, encode
+
+TIMEOUT = 120
+
+
+def open_page(path: str) -> AppTest:
+    # Start from the entry point, as a browser session does, so that page links
+    # resolve against app.py.
+    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=TIMEOUT)
+    if path != "app.py":
+        app.switch_page(path)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+@pytest.fixture
+def with_shipped_runs(models_dir: Path) -> Path:
+    copy_shipped_runs(models_dir)
+    return models_dir
+
+
+def test_home(with_shipped_runs: Path) -> None:
+    app = open_page("app.py")
+    assert app.title[0].value.endswith("Fashion-MNIST Studio")
+    texts = " ".join(s.value for s in app.success) + " ".join(i.value for i in app.info)
+    assert "60,000 training and 10,000 test images" in texts
+    assert "Compute:" in texts and "CPU" in texts
+    assert "Best:" in texts
+
+
+def test_explore_draws_its_charts_and_inspects_an_image() -> None:
+    app = open_page("pages/1_Explore.py")
+    assert len(app.get("plotly_chart")) == 6
+    app.number_input(key="explore_index").set_value(123).run()
+    assert any("**Index:** 123" in m.value for m in app.markdown)
+    app.multiselect(key="explore_classes").set_value(["Bag"]).run()
+    assert not app.exception
+
+
+def test_explore_does_not_import_tensorflow() -> None:
+    script = (
+        "import sys; from streamlit.testing.v1 import AppTest; "
+        f"app = AppTest.from_file({str(PROJECT_ROOT / 'pages/1_Explore.py')!r}, "
+        "default_timeout=120).run(); "
+        "assert not app.exception; print('tensorflow' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_train_page_trains_and_lists_the_run(models_dir: Path) -> None:
+    app = open_page("pages/2_Train.py")
+    assert "101,770 parameters" in " ".join(m.value for m in app.markdown)
+    app.selectbox(key="train_limit").set_value("2,000")
+    app.number_input(key="train_epochs").set_value(1)
+    app.button[0].click().run()  # the form's Start button
+    assert not app.exception
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline:
+        app.run()
+        if any("**done**" in m.value for m in app.markdown):
+            break
+        time.sleep(0.5)
+    assert any("**done**" in m.value for m in app.markdown), "training did not finish"
+    app.run()
+    assert len(list(models_dir.glob("*/run.json"))) == 1
+    assert app.dataframe, "the runs table is missing"
+    assert list(app.dataframe[0].value["network"]) == ["mlp"]
+
+
+def test_predict_page_with_good_and_broken_uploads(with_shipped_runs: Path) -> None:
+    app = open_page("pages/3_Predict.py")
+    good = encode(boot_picture(), "PNG")
+    app.file_uploader(key="predict_uploads").set_value(
+        [("ankle-boot.png", good, "image/png"), ("broken.jpg", good[:300], "image/jpeg")]
+    ).run()
+    assert not app.exception
+    errors = [e.value for e in app.error]
+    assert len(errors) == 1 and "broken.jpg" in errors[0] and "truncated" in errors[0]
+    verdicts = [m.value for m in app.markdown if "%" in m.value and "**" in m.value]
+    assert any(name in " ".join(verdicts) for name in ("Ankle boot", "Sneaker", "Sandal", "Bag"))
+    # The file name named its class, so the user's own set is scored.
+    assert any(m.label == "Accuracy on your pictures" for m in app.metric)
+
+
+def test_predict_page_refuses_a_bad_model_file(with_shipped_runs: Path) -> None:
+    app = open_page("pages/3_Predict.py")
+    app.radio(key="predict_source").set_value("Import a .keras file").run()
+    app.file_uploader(key="predict_model_file").set_value(
+        ("model.keras", b"this is not a model", "application/octet-stream")
+    ).run()
+    assert not app.exception
+    assert any("not a .keras file" in e.value for e in app.error)
