@@ -71,6 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         optimizer=args.optimizer,
+        lr_schedule=args.lr_schedule,
         validation_split=args.validation_split,
         seed=args.seed,
         early_stopping_patience=args.early_stopping,
@@ -183,7 +184,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fmnist.networks import NETWORKS
-    from fmnist.training import OPTIMIZERS, TrainConfig
+    from fmnist.training import LR_SCHEDULES, OPTIMIZERS, TrainConfig
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m fmnist", description=__doc__)
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=defaults.batch_size)
     train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     train.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
+    train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=defaults.lr_schedule)
     train.add_argument("--validation-split", type=float, default=defaults.validation_split)
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE")

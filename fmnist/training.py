@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
+# "cosine" lowers the learning rate smoothly to 1% of its start by the last
+# batch: the final epochs then settle instead of jumping between minima.
+LR_SCHEDULES = ("constant", "cosine")
 # Points of the live curves kept per epoch: enough for smooth lines, few enough
 # that a browser redraws them every second without effort.
 LIVE_POINTS_PER_EPOCH = 40
@@ -46,6 +49,7 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 0.001
     optimizer: str = "adam"
+    lr_schedule: str = "constant"
     validation_split: float = 0.1
     seed: int = 42
     # Epochs without improvement of val_loss before stopping; 0 turns it off.
@@ -72,6 +76,8 @@ class TrainConfig:
             raise ValueError("learning rate must be above 0 and at most 10")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"learning-rate schedule must be one of {', '.join(LR_SCHEDULES)}")
         if not 0 <= self.validation_split < 0.5:
             raise ValueError("validation split must be at least 0 and below 0.5")
         if self.limit < 0 or (0 < self.limit < 100):
@@ -181,8 +187,14 @@ def auto_steps_per_execution(batches_per_epoch: int) -> int:
     return max(1, min(64, batches_per_epoch // LIVE_POINTS_PER_EPOCH))
 
 
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+def make_optimizer(
+    name: str, learning_rate: float, schedule: str = "constant", total_steps: int = 1
+) -> keras.optimizers.Optimizer:
     import keras
+
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = learning_rate
+    if schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=0.01)
 
     classes = {
         "adam": keras.optimizers.Adam,
@@ -190,7 +202,7 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
         "rmsprop": keras.optimizers.RMSprop,
         "adamw": keras.optimizers.AdamW,
     }
-    return classes[name](learning_rate=learning_rate)
+    return classes[name](learning_rate=rate)
 
 
 class TrainingJob:
@@ -285,7 +297,9 @@ class TrainingJob:
             with strategy.scope():
                 model = build_model(cfg.network)
                 model.compile(
-                    optimizer=make_optimizer(cfg.optimizer, cfg.learning_rate),
+                    optimizer=make_optimizer(
+                        cfg.optimizer, cfg.learning_rate, cfg.lr_schedule, cfg.epochs * batches
+                    ),
                     loss="sparse_categorical_crossentropy",
                     metrics=["accuracy"],
                     steps_per_execution=steps_per_execution,

@@ -4,7 +4,14 @@ import streamlit as st
 
 from fmnist import charts, runs, ui
 from fmnist.networks import NETWORKS
-from fmnist.training import FINAL_STATES, OPTIMIZERS, QUEUED, TrainConfig, TrainingJob
+from fmnist.training import (
+    FINAL_STATES,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    QUEUED,
+    TrainConfig,
+    TrainingJob,
+)
 
 ui.setup_page("Train", "🏋️")
 KEY = "train_"
@@ -57,6 +64,13 @@ def draw_settings(job_active: bool, has_gpu: bool) -> None:
             key=KEY + "lr",
         )
         optimizer = right.selectbox("Optimizer", OPTIMIZERS, key=KEY + "optimizer")
+        lr_schedule = left.selectbox(
+            "Learning-rate schedule",
+            LR_SCHEDULES,
+            key=KEY + "lr_schedule",
+            help="cosine: the rate falls smoothly to 1% by the last batch; "
+            "the final epochs settle instead of jumping around.",
+        )
         validation_split = left.slider(
             "Validation split", 0.0, 0.3, 0.1, 0.05, key=KEY + "val_split"
         )
@@ -95,6 +109,7 @@ def draw_settings(job_active: bool, has_gpu: bool) -> None:
             batch_size=int(batch_size),
             learning_rate=float(learning_rate),
             optimizer=optimizer,
+            lr_schedule=lr_schedule,
             validation_split=float(validation_split),
             seed=int(seed),
             early_stopping_patience=int(patience),

@@ -52,11 +52,15 @@ def test_explore_draws_its_charts_and_inspects_an_image() -> None:
 
 
 def test_explore_does_not_import_tensorflow() -> None:
+    # switch_page before the first run: app.py itself (which imports TensorFlow
+    # to name the devices) never runs, as for a user who opens /Explore directly.
     script = (
         "import sys; from streamlit.testing.v1 import AppTest; "
-        f"app = AppTest.from_file({str(PROJECT_ROOT / 'pages/1_Explore.py')!r}, "
-        "default_timeout=120).run(); "
-        "assert not app.exception; print('tensorflow' in sys.modules)"
+        f"app = AppTest.from_file({str(PROJECT_ROOT / 'app.py')!r}, default_timeout=120); "
+        "app.switch_page('pages/1_Explore.py'); app.run(); "
+        "assert not app.exception, [e.value for e in app.exception]; "
+        "assert len(app.get('plotly_chart')) == 6; "
+        "print('tensorflow' in sys.modules)"
     )
     done = subprocess.run(
         [sys.executable, "-c", script],
