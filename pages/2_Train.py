@@ -50,7 +50,7 @@ def draw_settings(job_active: bool, has_gpu: bool) -> None:
     with st.expander("Keras summary: layers, output shapes, parameters"):
         st.code(summary, language=None)
 
-    st.subheader("2. Set the hyper-parameters")
+    st.subheader("2. Hyper-parameters")
     with st.form(KEY + "form", border=True):
         left, right = st.columns(2)
         epochs = left.number_input("Epochs", 1, 200, value=5, key=KEY + "epochs")
@@ -92,10 +92,10 @@ def draw_settings(job_active: bool, has_gpu: bool) -> None:
         )
         run_name = left.text_input("Run name (optional)", max_chars=40, key=KEY + "name")
         mixed = right.checkbox(
-            "Mixed precision (float16)",
+            "Mixed precision",
             disabled=not has_gpu,
             key=KEY + "mixed",
-            help="Faster on recent GPUs; not available on CPU.",
+            help="float16 arithmetic: faster on recent GPUs; not available on CPU.",
         )
         started = st.form_submit_button(
             "▶️ Start training", type="primary", disabled=job_active, width="stretch"
@@ -152,17 +152,17 @@ def draw_progress(job_id: str) -> None:
         min(progress.batch / batches, 1.0),
         text=f"Batch {progress.batch:,} of {progress.batches:,} in this epoch",
     )
-    columns = st.columns(5)
-    columns[0].metric("Images / second", f"{progress.images_per_second:,.0f}")
-    columns[1].metric("Elapsed", ui.format_seconds(progress.elapsed))
-    columns[2].metric(
-        "ETA", ui.format_seconds(progress.eta) if progress.state == "running" else "–"
-    )
+    speed, elapsed, eta = st.columns(3)
+    speed.metric("Images/s", f"{progress.images_per_second:,.0f}")
+    elapsed.metric("Elapsed", ui.format_seconds(progress.elapsed))
+    eta.metric("ETA", ui.format_seconds(progress.eta) if progress.state == "running" else "–")
     last = progress.history[-1] if progress.history else {}
-    columns[3].metric(
+    val_loss, val_accuracy, test_accuracy = st.columns(3)
+    val_loss.metric("Val. loss", f"{last['val_loss']:.4f}" if "val_loss" in last else "–")
+    val_accuracy.metric(
         "Val. accuracy", f"{last['val_accuracy']:.2%}" if "val_accuracy" in last else "–"
     )
-    columns[4].metric(
+    test_accuracy.metric(
         "Test accuracy",
         f"{progress.test_accuracy:.2%}" if progress.test_accuracy is not None else "–",
     )

@@ -14,11 +14,14 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
+from fmnist.data import Dataset
+
 from .conftest import OUTPUT_DIR, PROJECT_ROOT, copy_shipped_runs
-from .test_imaging import boot_picture, encode
+from .test_roundtrip import as_photo
 
 pytestmark = pytest.mark.browser
 # Pages import TensorFlow or score 10,000 images on first use: allow for it.
@@ -196,10 +199,14 @@ def test_train_mlp_to_done(page: Page, server: tuple[str, Path]) -> None:
     assert_no_exception(page)
 
 
-def test_predict_one_good_one_broken_upload(page: Page, server: tuple[str, Path]) -> None:
+def test_predict_one_good_one_broken_upload(
+    page: Page, server: tuple[str, Path], dataset: Dataset
+) -> None:
     url, _ = server
     open_page(page, url, "/Predict", "🔮 Predict")
-    good = encode(boot_picture(), "JPEG")
+    # A real test-set ankle boot, drawn as a colour product photo.
+    boot = next(i for i, label in enumerate(dataset.y_test) if label == 9)
+    good = as_photo(dataset.x_test[boot], np.random.default_rng(0))
     page.locator("input[type=file]").first.set_input_files(
         [
             {"name": "ankle-boot.jpg", "mimeType": "image/jpeg", "buffer": good},
@@ -210,6 +217,7 @@ def test_predict_one_good_one_broken_upload(page: Page, server: tuple[str, Path]
     expect(page.get_by_text("what the network sees (28×28)")).to_have_count(1, timeout=60_000)
     wait_until_idle(page)
     expect(page.get_by_text("Accuracy on your pictures")).to_be_visible()
+    expect(page.get_by_test_id("stMetricValue")).to_have_text("100%")  # it is an ankle boot
     assert_no_exception(page)
     screenshot(page, "predict-uploads")
 
