@@ -121,6 +121,16 @@ def pca_scatter(
     return figure
 
 
+def _epoch_line(history: Sequence[dict[str, float]], key: str, **style: Any) -> go.Scatter | None:
+    """One metric per epoch as a line with markers, or None when no epoch has it."""
+    points = [(h["epoch"], h[key]) for h in history if key in h]
+    if not points:
+        return None
+    return go.Scatter(
+        x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers", **style
+    )
+
+
 def training_curves(
     history: Sequence[dict[str, float]], live: Sequence[dict[str, float]] = ()
 ) -> go.Figure:
@@ -145,21 +155,16 @@ def training_curves(
             (metric, TRAIN_COLOUR, "training (epoch)"),
             (f"val_{metric}", VALIDATION_COLOUR, "validation"),
         ):
-            points = [(h["epoch"], h[key]) for h in history if key in h]
-            if points:
-                figure.add_trace(
-                    go.Scatter(
-                        x=[p[0] for p in points],
-                        y=[p[1] for p in points],
-                        mode="lines+markers",
-                        name=name,
-                        line=dict(color=colour, dash="dot" if key == metric else "solid"),
-                        legendgroup=name,
-                        showlegend=column == 1,
-                    ),
-                    row=1,
-                    col=column,
-                )
+            line = _epoch_line(
+                history,
+                key,
+                name=name,
+                line=dict(color=colour, dash="dot" if key == metric else "solid"),
+                legendgroup=name,
+                showlegend=column == 1,
+            )
+            if line:
+                figure.add_trace(line, row=1, col=column)
     figure.update_xaxes(title_text="epoch", rangemode="tozero")
     figure.update_layout(height=360, margin=dict(t=40, b=10), legend=dict(orientation="h", y=-0.25))
     return figure
@@ -169,17 +174,14 @@ def runs_overlay(records: Sequence[dict[str, Any]], metric: str) -> go.Figure:
     """The per-epoch curve of one metric for several runs, to compare them."""
     figure = go.Figure()
     for index, record in enumerate(records):
-        points = [(h["epoch"], h[metric]) for h in record.get("history", []) if metric in h]
-        if points:
-            figure.add_trace(
-                go.Scatter(
-                    x=[p[0] for p in points],
-                    y=[p[1] for p in points],
-                    mode="lines+markers",
-                    name=record["run_id"],
-                    line=dict(color=px.colors.qualitative.Plotly[index % 10]),
-                )
-            )
+        line = _epoch_line(
+            record.get("history", []),
+            metric,
+            name=record["run_id"],
+            line=dict(color=px.colors.qualitative.Plotly[index % 10]),
+        )
+        if line:
+            figure.add_trace(line)
     figure.update_layout(
         xaxis_title="epoch",
         yaxis_title=metric,

@@ -29,7 +29,8 @@ class Network:
     build: Callable[[], keras.Model]
 
 
-def _mlp() -> keras.Model:
+def _dense_stack(name: str, widths: tuple[int, ...]) -> keras.Model:
+    """Flatten, then ReLU Dense layers of the given widths, then a 10-way softmax."""
     import keras
     from keras import layers
 
@@ -37,26 +38,10 @@ def _mlp() -> keras.Model:
         [
             keras.Input(shape=INPUT_SHAPE),
             layers.Flatten(),
-            layers.Dense(128, activation="relu"),
+            *(layers.Dense(width, activation="relu") for width in widths),
             layers.Dense(NUM_CLASSES, activation="softmax"),
         ],
-        name="mlp",
-    )
-
-
-def _mlp_2() -> keras.Model:
-    import keras
-    from keras import layers
-
-    return keras.Sequential(
-        [
-            keras.Input(shape=INPUT_SHAPE),
-            layers.Flatten(),
-            layers.Dense(128, activation="relu"),
-            layers.Dense(64, activation="relu"),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
-        ],
-        name="mlp_2",
+        name=name,
     )
 
 
@@ -123,14 +108,14 @@ NETWORKS: dict[str, Network] = {
             "Flatten, Dense 128 ReLU, Dense 10 softmax: the TensorFlow tutorial network.",
             "seeds 003 and 004",
             10,
-            _mlp,
+            lambda: _dense_stack("mlp", (128,)),
         ),
         Network(
             "mlp-2",
             "Flatten, Dense 128 ReLU, Dense 64 ReLU, Dense 10 softmax.",
             "seed 002",
             10,
-            _mlp_2,
+            lambda: _dense_stack("mlp_2", (128, 64)),
         ),
         Network(
             "cnn",
