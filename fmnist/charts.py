@@ -216,7 +216,7 @@ def confusion_heatmap(
     )
     figure.update_yaxes(autorange="reversed", title="true class")
     figure.update_xaxes(title="predicted class", side="bottom")
-    figure.update_layout(height=520, margin=dict(t=20, b=10))
+    figure.update_layout(height=min(520, 160 + 36 * len(names)), margin=dict(t=20, b=10))
     return figure
 
 

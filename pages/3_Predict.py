@@ -126,7 +126,14 @@ def draw_uploads(model) -> None:
             f"{evaluation.accuracy(matrix):.0%}",
             help=f"{int(np.trace(matrix))} of {len(truths)} right",
         )
-        st.plotly_chart(charts.confusion_heatmap(matrix), key=KEY + "own_matrix")
+        # Only the classes that occur, so a handful of pictures is not lost in a 10x10 grid.
+        present = sorted(set(truths) | set(guesses))
+        st.plotly_chart(
+            charts.confusion_heatmap(
+                matrix[np.ix_(present, present)], names=[CLASS_NAMES[c] for c in present]
+            ),
+            key=KEY + "own_matrix",
+        )
 
 
 def draw_test_image(model) -> None:
