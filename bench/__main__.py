@@ -201,9 +201,12 @@ def bench_accuracy() -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as models_dir:
         for name, network in NETWORKS.items():
-            batch_size = 64 if name == "cnn-bn" else 32
             cfg = TrainConfig(
-                network=name, epochs=network.reference_epochs, batch_size=batch_size, seed=42
+                network=name,
+                epochs=network.reference_epochs,
+                batch_size=network.reference_batch_size,
+                lr_schedule=network.reference_lr_schedule,
+                seed=42,
             )
             started = time.perf_counter()
             progress = TrainingJob(cfg).run(dataset, models_dir)
@@ -211,7 +214,8 @@ def bench_accuracy() -> list[dict]:
                 {
                     "network": name,
                     "epochs": network.reference_epochs,
-                    "batch_size": batch_size,
+                    "batch_size": network.reference_batch_size,
+                    "lr_schedule": network.reference_lr_schedule,
                     "test_accuracy": round(progress.test_accuracy or 0.0, 4),
                     "minutes": round((time.perf_counter() - started) / 60, 1),
                     "state": progress.state,
