@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import plotly.express as px
 import plotly.graph_objects as go
+from plotly import colors
 from plotly.subplots import make_subplots
 
 from fmnist.data import CLASS_NAMES
 
 # One colour per class, the same on every chart.
-CLASS_COLOURS = px.colors.qualitative.T10
+CLASS_COLOURS = colors.qualitative.T10
 TRAIN_COLOUR, VALIDATION_COLOUR = "#1f77b4", "#ff7f0e"
 
 
@@ -53,21 +53,39 @@ def pixel_heatmap(image: np.ndarray, title: str = "") -> go.Figure:
 
 
 def class_images(images: np.ndarray, title: str, colour_scale: str = "gray") -> go.Figure:
-    """Ten 28x28 images (one per class) side by side on one shared colour scale."""
-    figure = px.imshow(
-        images,
-        facet_col=0,
-        facet_col_wrap=5,
-        color_continuous_scale=colour_scale,
-        facet_col_spacing=0.01,
-        facet_row_spacing=0.08,
+    """Ten 28x28 images (one per class) in a 2x5 grid on one shared colour scale."""
+    figure = make_subplots(
+        rows=2,
+        cols=5,
+        subplot_titles=list(CLASS_NAMES),
+        horizontal_spacing=0.015,
+        vertical_spacing=0.08,
     )
-    for annotation in figure.layout.annotations:
-        index = int(annotation.text.split("=")[-1])
-        annotation.text = CLASS_NAMES[index]
-    figure.update_xaxes(showticklabels=False)
-    figure.update_yaxes(showticklabels=False)
-    figure.update_layout(title=title, height=380, margin=dict(t=50, b=10, l=10, r=10))
+    for label, image in enumerate(images):
+        figure.add_trace(
+            go.Heatmap(
+                z=image,
+                coloraxis="coloraxis",
+                hovertemplate=f"{CLASS_NAMES[label]}<br>row %{{y}}, column %{{x}}: "
+                "%{z:.1f}<extra></extra>",
+            ),
+            row=label // 5 + 1,
+            col=label % 5 + 1,
+        )
+    figure.update_xaxes(showticklabels=False, ticks="", constrain="domain")
+    figure.update_yaxes(showticklabels=False, ticks="", autorange="reversed", scaleanchor="x")
+    for index in range(2, 11):
+        # Each subplot keeps square pixels against its own x axis.
+        figure.update_yaxes(
+            scaleanchor=f"x{index}", row=(index - 1) // 5 + 1, col=(index - 1) % 5 + 1
+        )
+    figure.update_layout(
+        title=title,
+        height=380,
+        margin=dict(t=60, b=10, l=10, r=10),
+        coloraxis=dict(colorscale=colour_scale),
+    )
+    figure.update_annotations(font_size=12)
     return figure
 
 
@@ -178,7 +196,7 @@ def runs_overlay(records: Sequence[dict[str, Any]], metric: str) -> go.Figure:
             record.get("history", []),
             metric,
             name=record["run_id"],
-            line=dict(color=px.colors.qualitative.Plotly[index % 10]),
+            line=dict(color=colors.qualitative.Plotly[index % 10]),
         )
         if line:
             figure.add_trace(line)

@@ -3,6 +3,7 @@
 Every network takes a (28, 28, 1) float input scaled to [0, 1] and ends in a
 10-way softmax, so that the pages, the command line and imported models all
 feed pictures the same way and read probabilities straight from the output.
+The softmax layer is always float32, so it stays stable under mixed precision.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _dense_stack(name: str, widths: tuple[int, ...]) -> keras.Model:
             keras.Input(shape=INPUT_SHAPE),
             layers.Flatten(),
             *(layers.Dense(width, activation="relu") for width in widths),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
         ],
         name=name,
     )
@@ -60,7 +61,7 @@ def _cnn() -> keras.Model:
             layers.MaxPooling2D(),
             layers.Flatten(),
             layers.Dense(512, activation="relu"),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
         ],
         name="cnn",
     )
@@ -95,7 +96,6 @@ def _cnn_bn() -> keras.Model:
             layers.BatchNormalization(momentum=0.9),
             layers.Activation("relu"),
             layers.Dropout(0.4),
-            # The output stays float32 under mixed precision so softmax is stable.
             layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
         ],
         name="cnn_bn",

@@ -241,8 +241,8 @@ class TrainingJob:
         """Ask the job to end after the current batch; it keeps what it learned."""
         self._stop.set()
         with self._lock:
-            if self._progress.state in (RUNNING, EVALUATING):
-                self._progress.state = STOPPING if self._progress.state == RUNNING else EVALUATING
+            if self._progress.state == RUNNING:
+                self._progress.state = STOPPING
 
     @property
     def stop_requested(self) -> bool:
