@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist import config
+from fmnist.messages import first_line
 
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top",
@@ -208,9 +209,9 @@ def _download_with_keras() -> Dataset:
 
         keras.datasets.fashion_mnist.load_data()
     except Exception as error:  # noqa: BLE001 - any network or disk failure
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DataError(
-            f"Fashion-MNIST was not found and Keras could not download it ({first_line}); "
+            "Fashion-MNIST was not found and Keras could not download it "
+            f"({first_line(error)}); "
             f"{FIX_HINT}"
         ) from None
     return load_from_folder(config.KERAS_CACHE_DIR, "Keras downloader")

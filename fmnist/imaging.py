@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fmnist import config
 from fmnist.data import IMAGE_SIZE
+from fmnist.messages import first_line
 
 # Pillow refuses images above twice this with DecompressionBombError and warns
 # above it; the explicit check in decode() turns both into one clear message.
@@ -91,15 +92,10 @@ def decode(payload: bytes) -> Image.Image:
             f"too many pixels, the limit is {config.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels"
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as error:
-        raise ImageError(f"truncated or corrupt picture ({_first_line(error)})") from None
+        raise ImageError(f"truncated or corrupt picture ({first_line(error)})") from None
     if min(image.size) < 1:
         raise ImageError("the picture has no pixels")
     return image
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:120] if text else type(error).__name__
 
 
 def to_gray(image: Image.Image) -> np.ndarray:
@@ -178,7 +174,7 @@ def preprocess(payload: bytes) -> tuple[np.ndarray, Image.Image, bool]:
         gray = to_gray(image)
         display = image.convert("RGBA") if "A" in image.mode else image.convert("RGB")
     except (OSError, ValueError) as error:
-        raise ImageError(f"truncated or corrupt picture ({_first_line(error)})") from None
+        raise ImageError(f"truncated or corrupt picture ({first_line(error)})") from None
     display.thumbnail((DISPLAY_SIZE, DISPLAY_SIZE))
     pixels, inverted = fashion_mnist_style(gray)
     return pixels, display, inverted

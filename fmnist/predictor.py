@@ -11,6 +11,7 @@ import numpy as np
 from fmnist import config, evaluation, runs
 from fmnist.data import CLASS_NAMES, NUM_CLASSES
 from fmnist.imaging import PreparedImage
+from fmnist.messages import first_line
 
 if TYPE_CHECKING:
     import keras
@@ -43,10 +44,7 @@ def load_imported(payload: bytes) -> keras.Model:
         try:
             model = keras.models.load_model(path, compile=False, safe_mode=True)
         except Exception as error:  # noqa: BLE001 - Keras raises many kinds here
-            text = str(error).strip().splitlines()
-            raise ModelError(
-                f"Keras could not load this file: {text[0][:160] if text else type(error).__name__}"
-            ) from None
+            raise ModelError(f"Keras could not load this file: {first_line(error)}") from None
     check_shapes(model)
     return model
 

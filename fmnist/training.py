@@ -23,6 +23,7 @@ import numpy as np
 
 from fmnist import config, evaluation, runs
 from fmnist.data import Dataset, load_dataset
+from fmnist.messages import first_line
 from fmnist.networks import build_model, get_network
 
 if TYPE_CHECKING:
@@ -262,8 +263,7 @@ class TrainingJob:
                 return self.snapshot()
             self._train(dataset if dataset is not None else dataset_loader(), models_dir)
         except Exception as error:  # noqa: BLE001 - any failure becomes the job's message
-            text = str(error).strip().splitlines()
-            self.update(state=FAILED, message=f"{type(error).__name__}: {text[0] if text else ''}")
+            self.update(state=FAILED, message=f"{type(error).__name__}: {first_line(error)}")
         finally:
             with self._lock:
                 if self._progress.started_at:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from fmnist import charts, evaluation, imaging, predictor, ui
 from fmnist.data import CLASS_NAMES
+from fmnist.messages import first_line
 
 ui.setup_page("Predict", "🔮")
 KEY = "predict_"
@@ -36,7 +37,7 @@ def choose_model() -> tuple[str, object] | None:
         try:
             model = ui.run_model(record["run_id"], record.get("finished_at", ""))
         except Exception as error:  # noqa: BLE001 - a damaged model file must not crash the page
-            st.error(f"This run's model cannot be loaded: {str(error).splitlines()[0]}", icon="🚫")
+            st.error(f"This run's model cannot be loaded: {first_line(error)}", icon="🚫")
             return None
         return f"run:{record['run_id']}:{record.get('finished_at', '')}", model
     upload = st.file_uploader(
