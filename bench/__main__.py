@@ -174,11 +174,14 @@ def _speed_row(name: str, x, y, x_float, batch_size: int = 32) -> dict:
         "seed": (compiled(1), seed_fit),
     }
     rates: dict[str, list[float]] = {key: [] for key in contenders}
-    # Interleave the three, round after round, so that machine noise hits all
-    # of them alike; the median of the rounds is reported.
+    # Interleave the three, round after round and in a rotating order, so that
+    # machine noise hits all of them alike; the median of the rounds is reported.
+    order = list(contenders)
     for _ in range(SPEED_ROUNDS):
-        for key, (model, fit) in contenders.items():
+        for key in order:
+            model, fit = contenders[key]
             rates[key].append(_fit_rate(model, fit, len(y)))
+        order = order[1:] + order[:1]  # no contender always runs after the same one
     engine, plain, seed = (statistics.median(rates[k]) for k in ("progress", "plain", "seed"))
     return {
         "network": name,
