@@ -171,6 +171,10 @@ def draw_progress(job_id: str) -> None:
         st.plotly_chart(
             charts.training_curves(progress.history, progress.live), key=KEY + "live_chart"
         )
+        st.caption(
+            "Running: the average over the epoch so far, as Keras reports it; it restarts "
+            "at each epoch, hence the step. Dots: whole epochs. Validation: held-out images."
+        )
     if progress.state not in FINAL_STATES:
         if st.button(
             "⏹️ Stop", key=KEY + "stop", help="Ends after the current batch; keeps the run."
