@@ -155,26 +155,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from fmnist import imaging, predictor
 
     model = predictor.load(run_id=args.run, model_file=args.model)
-    results = []
+    prepared = []
     for path in args.files:
         try:
-            payload = Path(path).read_bytes()
+            prepared.append(imaging.prepare_upload(path, Path(path).read_bytes()))
         except OSError as error:
-            results.append({"file": path, "error": f"cannot read the file ({error.strerror})"})
-            continue
-        results.append({"file": path, "payload": payload})
-    prepared = [imaging.prepare_upload(r["file"], r["payload"]) for r in results if "payload" in r]
-    predictions = iter(predictor.predict_prepared(model, prepared))
-    output = []
-    for result in results:
-        if "error" in result:
-            output.append(result)
-            continue
-        output.append(next(predictions))
+            reason = f"cannot read the file ({error.strerror})"
+            prepared.append(imaging.PreparedImage(file=path, error=reason))
+    results = predictor.predict_prepared(model, prepared)
     if args.json:
-        _print_json(output)
+        _print_json([{k: v for k, v in r.items() if k != "top3"} for r in results])
     else:
-        for item in output:
+        for item in results:
             if "error" in item:
                 print(f"{item['file']}: {item['error']}")
             else:

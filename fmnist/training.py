@@ -209,11 +209,10 @@ def make_optimizer(
 class TrainingJob:
     """One training: its settings, its progress, and a way to stop it."""
 
-    def __init__(self, cfg: TrainConfig, owner: str = "") -> None:
+    def __init__(self, cfg: TrainConfig) -> None:
         cfg.validate()
         self.id = uuid.uuid4().hex[:12]
         self.config = cfg
-        self.owner = owner
         self.created_at = time.time()
         self._lock = threading.Lock()
         self._progress = Progress(epochs=cfg.epochs)
@@ -476,8 +475,8 @@ class TrainingManager:
         self._waiting: list[TrainingJob] = []
         self._running: set[str] = set()
 
-    def submit(self, cfg: TrainConfig, owner: str = "") -> TrainingJob:
-        job = TrainingJob(cfg, owner)
+    def submit(self, cfg: TrainConfig) -> TrainingJob:
+        job = TrainingJob(cfg)
         with self._lock:
             self._jobs[job.id] = job
             self._waiting.append(job)

@@ -118,7 +118,7 @@ def draw_settings(job_active: bool, has_gpu: bool) -> None:
             name=run_name,
         )
         try:
-            job = ui.training_manager().submit(cfg, owner="browser")
+            job = ui.training_manager().submit(cfg)
         except ValueError as error:
             st.error(f"Cannot start: {error}", icon="🚫")
             return
