@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fmnist import ui
+from fmnist import runs, ui
 from fmnist.data import CLASS_NAMES
 
 ui.setup_page("Home", "👕")
@@ -30,11 +30,8 @@ def draw_home() -> None:
     kind = "GPU" if any(d.startswith("GPU") for d in devices) else "CPU"
     st.info(f"**Compute:** {', '.join(devices)}", icon="⚡" if kind == "GPU" else "🖥️")
     records = ui.list_runs()
-    best = max(
-        (r for r in records if r.get("test_accuracy") is not None),
-        key=lambda r: r["test_accuracy"],
-        default=None,
-    )
+    ranked = runs.by_accuracy(records)
+    best = ranked[0] if ranked else None
     if best:
         st.info(
             f"**{len(records)} saved run(s).** Best: `{best['run_id']}` ({best['network']}), "

@@ -11,6 +11,7 @@ from plotly import colors
 from plotly.subplots import make_subplots
 
 from fmnist.data import CLASS_NAMES
+from fmnist.evaluation import normalise_rows
 
 # One colour per class, the same on every chart.
 CLASS_COLOURS = colors.qualitative.T10
@@ -214,10 +215,7 @@ def confusion_heatmap(
     matrix: np.ndarray, normalised: bool = False, names: Sequence[str] = CLASS_NAMES
 ) -> go.Figure:
     """Rows: true class; columns: predicted class. Click a cell to select it."""
-    values = matrix
-    if normalised:
-        totals = matrix.sum(axis=1, keepdims=True)
-        values = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    values = normalise_rows(matrix) if normalised else matrix
     text = [[f"{v:.0%}" if normalised else f"{int(v)}" for v in row] for row in values]
     figure = go.Figure(
         go.Heatmap(

@@ -118,11 +118,16 @@ def list_runs(models_dir: Path | str | None = None) -> tuple[list[dict[str, Any]
     return runs, warnings
 
 
+def by_accuracy(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs that have a test accuracy, best first."""
+    scored = [r for r in records if r.get("test_accuracy") is not None]
+    return sorted(scored, key=lambda r: r["test_accuracy"], reverse=True)
+
+
 def best_run(models_dir: Path | str | None = None) -> dict[str, Any] | None:
     """The finished run with the highest test accuracy, or None when there is none."""
-    runs, _ = list_runs(models_dir)
-    scored = [r for r in runs if r.get("test_accuracy") is not None]
-    return max(scored, key=lambda r: r["test_accuracy"], default=None)
+    ranked = by_accuracy(list_runs(models_dir)[0])
+    return ranked[0] if ranked else None
 
 
 def load_model(run_id: str, models_dir: Path | str | None = None) -> keras.Model:

@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from fmnist import charts, evaluation, imaging, predictor, ui
+from fmnist import charts, evaluation, imaging, predictor, runs, ui
 from fmnist.data import CLASS_NAMES
 from fmnist.messages import first_line
 
@@ -16,11 +16,7 @@ GREEN, RED = (44, 160, 44), (214, 39, 40)
 
 def choose_model() -> tuple[str, object] | None:
     """(cache key, model) of the chosen run or imported file, or None with a message shown."""
-    records = sorted(
-        (r for r in ui.list_runs() if r.get("test_accuracy") is not None),
-        key=lambda r: r["test_accuracy"],
-        reverse=True,
-    )
+    records = runs.by_accuracy(ui.list_runs())
     source = st.radio(
         "Model", ["A saved run", "Import a .keras file"], horizontal=True, key=KEY + "source"
     )

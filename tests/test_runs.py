@@ -62,3 +62,8 @@ def test_user_names_become_safe_slugs() -> None:
     assert runs.slugify("../../My Best Run!!") == "my-best-run"
     run_id = runs.new_run_id("cnn-bn", "../../etc/passwd")
     assert "/" not in run_id and ".." not in run_id and "cnn-bn-etc-passwd" in run_id
+
+
+def test_runs_ranked_by_accuracy_leave_out_unscored_ones() -> None:
+    records = [record("a", 0.8), {**record("b"), "test_accuracy": None}, record("c", 0.9)]
+    assert [r["run_id"] for r in runs.by_accuracy(records)] == ["c", "a"]
