@@ -1,42 +1,70 @@
-"""Train: pick a network, train it in the background, watch it learn, keep and compare runs."""
+"""Train: pick a network, train it in a worker process, watch it learn, keep and compare runs."""
 
 import streamlit as st
 
 from fmnist import charts, runs, ui
+from fmnist.client import JobNotFoundError, NotOwnerError, new_token
 from fmnist.networks import NETWORKS
-from fmnist.training import (
-    FINAL_STATES,
-    LR_SCHEDULES,
-    OPTIMIZERS,
-    QUEUED,
-    TrainConfig,
-    TrainingJob,
-)
+from fmnist.schema import LR_SCHEDULES, OPTIMIZERS, JobState, JobView, TrainConfig
 
 ui.setup_page("Train", "🏋️")
 KEY = "train_"
 LIMITS = {"all 60,000": 0, "30,000": 30_000, "10,000": 10_000, "5,000": 5_000, "2,000": 2_000}
+STATE_ICONS = {
+    JobState.QUEUED: "⏳", JobState.RUNNING: "🏃", JobState.STOPPING: "✋",
+    JobState.EVALUATING: "🧪", JobState.DONE: "✅", JobState.STOPPED: "⏹️",
+    JobState.FAILED: "❌", JobState.INTERRUPTED: "⚡",
+}  # fmt: skip
 
 
-@st.cache_data(show_spinner="Building the network...")
-def network_summary(name: str) -> tuple[str, int]:
-    from fmnist.networks import build_model, model_summary
-
-    model = build_model(name)
-    return model_summary(model), int(model.count_params())
-
-
-def own_job() -> TrainingJob | None:
+def own_job() -> JobView | None:
     """This session's job, found again after a page switch (session) or a reload (URL)."""
-    manager = ui.training_manager()
     job_id = st.session_state.get(KEY + "job_id") or st.query_params.get("job")
-    job = manager.get(job_id) if job_id else None
-    if job is not None:
-        st.session_state[KEY + "job_id"] = job.id
+    if not job_id:
+        return None
+    job = ui.training_client().job(job_id)
+    if job is None:
+        st.warning(f"Training job `{job_id}` no longer exists: its link is out of date.", icon="🔗")
+        st.session_state.pop(KEY + "job_id", None)
+        st.query_params.pop("job", None)
+        st.query_params.pop("key", None)
+        return None
+    st.session_state[KEY + "job_id"] = job.id
+    if "key" in st.query_params:
+        st.session_state.setdefault(KEY + "token", st.query_params["key"])
+    # The form shows the settings of the job on screen, not the defaults.
+    if st.session_state.get(KEY + "form_from_job") != job.id:
+        st.session_state[KEY + "form_from_job"] = job.id
+        fill_form(job.config)
     return job
 
 
-def draw_settings(job_active: bool, has_gpu: bool) -> None:
+def fill_form(config: TrainConfig) -> None:
+    limit = next((label for label, n in LIMITS.items() if n == config.limit), None)
+    values = {
+        "network": config.network, "epochs": config.epochs, "batch": config.batch_size,
+        "lr": config.learning_rate, "optimizer": config.optimizer,
+        "lr_schedule": config.lr_schedule, "val_split": config.validation_split,
+        "seed": config.seed, "patience": config.early_stopping_patience,
+        "name": config.name, "mixed": config.mixed_precision, "limit": limit,
+    }  # fmt: skip
+    for key, value in values.items():
+        if value is not None:
+            st.session_state[KEY + key] = value
+
+
+def fill_defaults() -> None:
+    """The form's starting values, set once per session (never with value= as well)."""
+    if not st.session_state.get(KEY + "defaults_set"):
+        st.session_state[KEY + "defaults_set"] = True
+        fill_form(TrainConfig())
+
+
+def token() -> str:
+    return st.session_state.setdefault(KEY + "token", new_token())
+
+
+def draw_network_picker() -> str:
     st.subheader("1. Choose a network")
     name = st.selectbox(
         "Network",
@@ -45,160 +73,201 @@ def draw_settings(job_active: bool, has_gpu: bool) -> None:
         key=KEY + "network",
     )
     network = NETWORKS[name]
-    summary, parameters = network_summary(name)
-    st.markdown(f"{network.description}  \n**{parameters:,} parameters**")
-    with st.expander("Keras summary: layers, output shapes, parameters"):
-        st.code(summary, language=None)
+    st.markdown(f"{network.description}  \n**{network.parameters:,} parameters**")
+    with st.expander("Layers: output shapes and parameters"):
+        st.dataframe(
+            network.layers,
+            hide_index=True,
+            width="stretch",
+            column_config={"parameters": st.column_config.NumberColumn(format="localized")},
+        )
+    return name
 
+
+def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
     st.subheader("2. Hyper-parameters")
     with st.form(KEY + "form", border=True):
         left, right = st.columns(2)
-        epochs = left.number_input("Epochs", 1, 200, value=5, key=KEY + "epochs")
-        batch_size = right.selectbox(
-            "Batch size", [16, 32, 64, 128, 256, 512], index=1, key=KEY + "batch"
-        )
-        learning_rate = left.select_slider(
-            "Learning rate",
-            [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1],
-            value=0.001,
-            key=KEY + "lr",
-        )
-        optimizer = right.selectbox("Optimizer", OPTIMIZERS, key=KEY + "optimizer")
-        lr_schedule = left.selectbox(
-            "Learning-rate schedule",
-            LR_SCHEDULES,
-            key=KEY + "lr_schedule",
-            help="cosine: the rate falls smoothly to 1% by the last batch; "
-            "the final epochs settle instead of jumping around.",
-        )
-        validation_split = left.slider(
-            "Validation split", 0.0, 0.3, 0.1, 0.05, key=KEY + "val_split"
-        )
-        limit = right.selectbox(
-            "Training images",
-            list(LIMITS),
-            key=KEY + "limit",
-            help="Fewer images train faster: good for a quick demo.",
-        )
-        seed = left.number_input("Random seed", 0, 2**31 - 1, value=42, key=KEY + "seed")
-        patience = right.number_input(
-            "Early stopping patience (0 = off)",
-            0,
-            50,
-            value=0,
-            key=KEY + "patience",
-            help="Stop when val_loss has not improved for this many epochs, "
-            "and keep the best weights.",
-        )
-        run_name = left.text_input("Run name (optional)", max_chars=40, key=KEY + "name")
-        mixed = right.checkbox(
-            "Mixed precision",
-            disabled=not has_gpu,
-            key=KEY + "mixed",
-            help="float16 arithmetic: faster on recent GPUs; not available on CPU.",
-        )
+        settings = {
+            "network": name,
+            "epochs": left.number_input("Epochs", 1, 200, key=KEY + "epochs"),
+            "batch_size": right.selectbox(
+                "Batch size", [16, 32, 64, 128, 256, 512], key=KEY + "batch"
+            ),
+            "learning_rate": left.select_slider(
+                "Learning rate",
+                [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1],
+                key=KEY + "lr",
+            ),
+            "optimizer": right.selectbox("Optimizer", OPTIMIZERS, key=KEY + "optimizer"),
+            "lr_schedule": left.selectbox(
+                "Learning-rate schedule",
+                LR_SCHEDULES,
+                key=KEY + "lr_schedule",
+                help="cosine: the rate falls smoothly to 1% by the last batch; "
+                "the final epochs settle instead of jumping around.",
+            ),
+            "limit": LIMITS[
+                right.selectbox(
+                    "Training images",
+                    list(LIMITS),
+                    key=KEY + "limit",
+                    help="Fewer images train faster: good for a quick demo.",
+                )
+            ],
+            "validation_split": left.slider(
+                "Validation split", 0.0, 0.3, step=0.05, key=KEY + "val_split"
+            ),
+            "seed": right.number_input("Random seed", 0, 2**31 - 1, key=KEY + "seed"),
+            "early_stopping_patience": left.number_input(
+                "Early stopping patience (0 = off)",
+                0,
+                50,
+                key=KEY + "patience",
+                help="Stop when val_loss has not improved for this many epochs, "
+                "and keep the best weights.",
+            ),
+            "name": right.text_input("Run name (optional)", max_chars=40, key=KEY + "name"),
+            "mixed_precision": left.checkbox(
+                "Mixed precision",
+                disabled=not has_gpu,
+                key=KEY + "mixed",
+                help="float16 arithmetic: faster on recent GPUs; not available on CPU.",
+            ),
+        }
         started = st.form_submit_button(
             "▶️ Start training", type="primary", disabled=job_active, width="stretch"
         )
     if job_active:
         st.caption("Your training is running: stop it or wait for it to finish to start another.")
     if started:
-        cfg = TrainConfig(
-            network=name,
-            epochs=int(epochs),
-            batch_size=int(batch_size),
-            learning_rate=float(learning_rate),
-            optimizer=optimizer,
-            lr_schedule=lr_schedule,
-            validation_split=float(validation_split),
-            seed=int(seed),
-            early_stopping_patience=int(patience),
-            limit=LIMITS[limit],
-            mixed_precision=bool(mixed),
-            name=run_name,
-        )
         try:
-            job = ui.training_manager().submit(cfg)
+            config = TrainConfig.from_settings(settings)
+            job_id = ui.training_client().submit(config, token())
         except ValueError as error:
             st.error(f"Cannot start: {error}", icon="🚫")
             return
-        st.session_state[KEY + "job_id"] = job.id
-        st.query_params["job"] = job.id
+        st.session_state[KEY + "job_id"] = job_id
+        st.session_state[KEY + "form_from_job"] = job_id
+        st.query_params["job"] = job_id
+        st.query_params["key"] = token()
         st.rerun()
 
 
-def draw_progress(job_id: str) -> None:
-    job = ui.training_manager().get(job_id)
-    if job is None:
-        return
-    progress = job.snapshot()
-    cfg = job.config
-    st.subheader(f"Training `{cfg.network}`")
-    state_icons = {"queued": "⏳", "running": "🏃", "stopping": "✋", "evaluating": "🧪"}
-    state_icons |= {"done": "✅", "stopped": "⏹️", "failed": "❌"}
-    line = f"{state_icons.get(progress.state, '')} **{progress.state}**"
-    if progress.state == QUEUED:
-        line += f" — position {progress.queue_position} in the queue; it starts by itself."
-    elif progress.message:
-        line += f" — {progress.message}"
-    st.markdown(line)
-    if progress.state == "failed":
-        st.error(f"Training failed: {progress.message}", icon="❌")
+def status_line(job: JobView) -> str:
+    line = f"{STATE_ICONS[job.state]} **{job.state.value}**"
+    if job.state is JobState.QUEUED:
+        running, _ = ui.training_client().server_load(job.id)
+        line += (
+            f" — number {job.queue_position} in the queue behind {running} running "
+            f"training(s); it starts by itself."
+        )
+    elif job.phase:
+        line += f" — {job.phase}…"
+    elif job.message:
+        line += f" — {job.message}"
+    return line
 
-    epochs_done = min(progress.epoch, cfg.epochs)
-    st.progress(epochs_done / cfg.epochs, text=f"Epoch {epochs_done} of {cfg.epochs} done")
-    batches = max(progress.batches, 1)
-    st.progress(
-        min(progress.batch / batches, 1.0),
-        text=f"Batch {progress.batch:,} of {progress.batches:,} in this epoch",
+
+def describe_config(config: TrainConfig) -> str:
+    images = f"{config.limit:,}" if config.limit else "all 60,000"
+    return (
+        f"{config.epochs} epochs · batch {config.batch_size} · learning rate "
+        f"{config.learning_rate:g} ({config.optimizer}, {config.lr_schedule}) · "
+        f"{images} images, {config.validation_split:.0%} for validation · seed {config.seed}"
     )
+
+
+def draw_progress(job_id: str) -> None:
+    client = ui.training_client()
+    job = client.job(job_id)
+    if job is None:
+        st.warning("This training job no longer exists.", icon="🔗")
+        return
+    config = job.config
+    st.subheader(f"Training `{config.network}`" + (f" “{config.name}”" if config.name else ""))
+    origin = " · started from the command line" if job.source == "cli" else ""
+    st.caption(describe_config(config) + origin)
+    st.markdown(status_line(job))
+    if job.state is JobState.FAILED:
+        st.error(f"Training failed: {job.message}", icon="❌")
+
+    epochs_done = min(job.epoch, config.epochs)
+    st.progress(epochs_done / config.epochs, text=f"Epoch {epochs_done} of {config.epochs} done")
+    st.progress(
+        min(job.batch / max(job.batches, 1), 1.0),
+        text=f"Batch {job.batch:,} of {job.batches:,} in this epoch"
+        if job.batches
+        else "Batches: not started yet",
+    )
+    working = job.state in (JobState.RUNNING, JobState.STOPPING)
     speed, elapsed, eta = st.columns(3)
-    speed.metric("Images/s", f"{progress.images_per_second:,.0f}")
-    elapsed.metric("Elapsed", ui.format_seconds(progress.elapsed))
-    eta.metric("ETA", ui.format_seconds(progress.eta) if progress.state == "running" else "–")
-    last = progress.history[-1] if progress.history else {}
+    speed.metric("Images/s", f"{job.images_per_second:,.0f}" if job.images_per_second else "–")
+    elapsed.metric("Elapsed", ui.format_seconds(job.elapsed))
+    eta.metric("ETA", ui.format_seconds(job.eta) if working and job.eta else "–")
+    last = job.history[-1] if job.history else None
     val_loss, val_accuracy, test_accuracy = st.columns(3)
-    val_loss.metric("Val. loss", f"{last['val_loss']:.4f}" if "val_loss" in last else "–")
+    val_loss.metric("Val. loss", f"{last.val_loss:.4f}" if last and last.val_loss else "–")
     val_accuracy.metric(
-        "Val. accuracy", f"{last['val_accuracy']:.2%}" if "val_accuracy" in last else "–"
+        "Val. accuracy", f"{last.val_accuracy:.2%}" if last and last.val_accuracy else "–"
     )
     test_accuracy.metric(
-        "Test accuracy",
-        f"{progress.test_accuracy:.2%}" if progress.test_accuracy is not None else "–",
+        "Test accuracy", f"{job.test_accuracy:.2%}" if job.test_accuracy is not None else "–"
     )
-    st.caption(f"Device: {progress.device or 'not started yet'}")
-    if progress.history or progress.live:
+    st.caption(f"Device: {job.device or 'not started yet'}")
+    if job.history or job.live:
         st.plotly_chart(
-            charts.training_curves(progress.history, progress.live), key=KEY + "live_chart"
+            charts.training_curves(
+                [m.as_dict() for m in job.history], [p.__dict__ for p in job.live]
+            ),
+            key=KEY + "live_chart",
         )
         st.caption(
             "Running: the average over the epoch so far, as Keras reports it; it restarts "
             "at each epoch, hence the step. Dots: whole epochs. Validation: held-out images."
         )
-    if progress.state not in FINAL_STATES:
-        if st.button(
-            "⏹️ Stop", key=KEY + "stop", help="Ends after the current batch; keeps the run."
-        ):
-            ui.training_manager().cancel(job)
+    draw_controls(job)
+
+
+def draw_controls(job: JobView) -> None:
+    client = ui.training_client()
+    mine = client.can_control(job.id, st.session_state.get(KEY + "token"))
+    if job.state in (JobState.QUEUED, JobState.RUNNING) and mine:
+        label = "⏹️ Cancel" if job.state is JobState.QUEUED else "⏹️ Stop"
+        if st.button(label, key=KEY + "stop", help="Ends after the current step; keeps the run."):
+            try:
+                client.stop(job.id, st.session_state.get(KEY + "token"))
+            except (NotOwnerError, JobNotFoundError) as error:
+                st.error(str(error), icon="🚫")
             st.rerun(scope="fragment")
-    elif st.session_state.get(KEY + "finished_seen") != job.id:
+    elif job.state is JobState.INTERRUPTED:
+        st.warning(f"This training was {job.message}.", icon="⚡")
+        if job.resumable and mine and st.button("▶️ Resume", key=KEY + "resume", type="primary"):
+            client.resume(job.id, st.session_state.get(KEY + "token"))
+            st.rerun()
+    elif job.state.final and st.session_state.get(KEY + "finished_seen") != job.id:
         # The job just ended: rerun the whole page so the runs table shows the new run.
         st.session_state[KEY + "finished_seen"] = job.id
         st.rerun()
-    elif progress.run_id:
-        st.success(f"Saved as run `{progress.run_id}`.", icon="💾")
-        st.page_link("pages/3_Predict.py", label="Try it on your own pictures", icon="🔮")
+    elif job.run_id:
+        st.success(f"Saved as run `{job.run_id}`.", icon="💾")
+        st.page_link(
+            "pages/3_Predict.py",
+            label="Try it on your own pictures",
+            icon="🔮",
+            query_params={"run": job.run_id},
+        )
+    if job.state.active and not mine:
+        st.caption("Only the browser session that started this training can stop it.")
 
 
-def draw_other_jobs(own_id: str | None) -> None:
-    others = [j for j in ui.training_manager().active_jobs() if j.id != own_id]
-    if others:
-        lines = []
-        for job in others:
-            p = job.snapshot()
-            where = f"queue #{p.queue_position}" if p.state == QUEUED else f"epoch {p.epoch + 1}"
-            lines.append(f"`{job.config.network}` ({p.state}, {where})")
-        st.info("Also on this server: " + ", ".join(lines), icon="👥")
+def draw_server_load(own_id: str | None) -> None:
+    running, queued = ui.training_client().server_load(own_id)
+    if running or queued:
+        parts = [f"{running} training(s) running"] if running else []
+        if queued:
+            parts.append(f"{queued} waiting")
+        st.info("Also on this server: " + ", ".join(parts) + ".", icon="👥")
 
 
 def draw_runs() -> None:
@@ -235,7 +304,7 @@ def draw_runs() -> None:
             "parameters": st.column_config.NumberColumn(format="localized"),
         },
     )
-    selected = [records[i] for i in event.selection.rows] if event else []
+    selected = [records[i] for i in event.selection.rows if i < len(records)] if event else []
     if not selected:
         st.caption("Select rows to overlay their curves, download or delete them.")
         return
@@ -266,21 +335,24 @@ def draw_runs() -> None:
 def draw_train() -> None:
     st.title("🏋️ Train a network")
     ui.dataset()
-    devices = ui.devices()
+    client = ui.training_client()
+    devices = client.devices() or ui.devices(timeout=0.5) or ["detecting…"]
     has_gpu = any(d.startswith("GPU") for d in devices)
     st.caption(f"Compute: {', '.join(devices)}")
+    fill_defaults()
     job = own_job()
-    job_active = job is not None and job.snapshot().state not in FINAL_STATES
+    job_active = job is not None and job.state.active
     settings, live = st.columns([2, 3], gap="large")
     with settings:
-        draw_settings(job_active, has_gpu)
+        name = draw_network_picker()
+        draw_settings(name, job_active, has_gpu)
     with live:
-        draw_other_jobs(job.id if job else None)
+        draw_server_load(job.id if job else None)
         if job is None:
             st.info("Choose a network and press **Start training**: the curves appear here.")
         else:
-            # Poll the job object once a second while it runs; a fragment reruns
-            # alone, so the form and the runs table are left as they are.
+            # Read the job from the store once a second while it runs; a fragment
+            # reruns alone, so the form and the runs table are left as they are.
             st.fragment(run_every=1.0 if job_active else None)(draw_progress)(job.id)
     st.divider()
     draw_runs()

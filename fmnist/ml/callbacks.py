@@ -1,0 +1,105 @@
+"""The Keras callback that reports a training's progress to a sink and stops it on request."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+
+from fmnist.schema import LIVE_POINTS_PER_EPOCH, EpochMetrics, LivePoint, ProgressSink
+
+
+class ProgressCallback(keras.callbacks.Callback):
+    """Publishes batch and epoch progress to ``sink``, checkpoints, and stops when asked.
+
+    ``on_train_batch_end`` runs once per ``steps_per_execution`` batches, about
+    40 times an epoch, so the work here stays a few microseconds per call; the
+    sink decides how often it really writes.
+    """
+
+    def __init__(
+        self, sink: ProgressSink, batches: int, batch_size: int, epochs: int, initial_epoch: int = 0
+    ) -> None:
+        super().__init__()
+        self.sink = sink
+        self.batches = batches
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.epoch = initial_epoch
+        self.done = 0
+        self.epoch_started = 0.0
+        # The first batch-end of an epoch: times are measured from it, so
+        # tracing and compiling (seconds, in the first epoch) do not count
+        # towards the speed and the ETA users see.
+        self.first_mark: tuple[float, int] | None = None
+        self.next_live_point = 0.0
+        self.epoch_seconds: list[float] = []
+        self.history: list[EpochMetrics] = []
+        self.stopped_by_user = False
+        self.partial_epoch = 0.0  # fraction of the last epoch done when a stop cut it
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+        self.done = 0
+        self.next_live_point = 0.0
+        self.first_mark = None
+        self.epoch_started = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        now = time.perf_counter()
+        self.done = min(batch + 1, self.batches)
+        fraction = self.done / self.batches
+        rate, eta = 0.0, None
+        if self.first_mark is None:
+            self.first_mark = (now, self.done)
+        elif now > self.first_mark[0]:
+            rate = (self.done - self.first_mark[1]) * self.batch_size / (now - self.first_mark[0])
+            eta = self._eta(rate, fraction)
+        point = None
+        if logs and fraction >= self.next_live_point:
+            point = LivePoint(self.epoch + fraction, float(logs["loss"]), float(logs["accuracy"]))
+            # The next multiple of 1/40 of an epoch: evenly spaced points.
+            self.next_live_point = (
+                int(fraction * LIVE_POINTS_PER_EPOCH) + 1
+            ) / LIVE_POINTS_PER_EPOCH
+        self.sink.batch(self.done, rate, eta, point)
+        if self.sink.should_stop():
+            self.stopped_by_user = True
+            self.model.stop_training = True
+
+    def _eta(self, rate: float, fraction: float) -> float | None:
+        if rate <= 0:
+            return None
+        left_in_epoch = (self.batches - self.done) * self.batch_size / rate
+        epochs_left = self.epochs - self.epoch - 1
+        if self.epoch_seconds:
+            # Whole epochs measured so far include validation: the better guide.
+            per_epoch = sum(self.epoch_seconds) / len(self.epoch_seconds)
+        else:
+            per_epoch = self.batches * self.batch_size / rate
+        return left_in_epoch + epochs_left * per_epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        if self.done < self.batches:
+            # A stop ended this epoch part-way: it is not a completed epoch.
+            self.partial_epoch = self.done / self.batches
+            return
+        seconds = time.perf_counter() - self.epoch_started
+        self.epoch_seconds.append(seconds)
+        learning_rate = None
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        metrics = EpochMetrics(
+            epoch=epoch + 1,
+            loss=float(logs["loss"]),
+            accuracy=float(logs["accuracy"]),
+            val_loss=float(logs["val_loss"]) if "val_loss" in logs else None,
+            val_accuracy=float(logs["val_accuracy"]) if "val_accuracy" in logs else None,
+            seconds=round(seconds, 3),
+            learning_rate=learning_rate,
+        )
+        self.history.append(metrics)
+        self.sink.epoch_end(metrics)
+        self.sink.checkpoint(self.model, epoch + 1)

@@ -1,0 +1,61 @@
+"""Which devices TensorFlow trains on: GPUs with memory growth, several through mirroring."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+
+import tensorflow as tf
+
+
+def configure_gpus(memory_limit_mb: int | None = None) -> list[str]:
+    """Memory growth on every GPU (so several processes can share one); return their names.
+
+    ``memory_limit_mb`` caps what this process may take of each GPU, so that
+    several small trainings fit side by side on one device.
+    """
+    if memory_limit_mb is None:
+        memory_limit_mb = int(os.environ.get("FMNIST_GPU_MEMORY_MB", "0") or 0)
+    names = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        # A RuntimeError means the GPU was initialised by an earlier call already.
+        with contextlib.suppress(RuntimeError):
+            if memory_limit_mb:
+                tf.config.set_logical_device_configuration(
+                    gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=memory_limit_mb)]
+                )
+            else:
+                tf.config.experimental.set_memory_growth(gpu, True)
+        details = tf.config.experimental.get_device_details(gpu)
+        names.append(details.get("device_name", gpu.name))
+    return names
+
+
+def describe_devices() -> list[str]:
+    """Human names of the compute devices training will use."""
+    gpus = configure_gpus()
+    if gpus:
+        return [f"GPU {i}: {name}" for i, name in enumerate(gpus)]
+    return [f"CPU ({platform.processor() or platform.machine()})"]
+
+
+def choose_strategy(devices: tuple[str, ...] = ()) -> tf.distribute.Strategy:
+    """MirroredStrategy over several devices, the default strategy for one."""
+    if len(devices) > 1:
+        return tf.distribute.MirroredStrategy(devices=list(devices))
+    if devices:
+        return tf.distribute.OneDeviceStrategy(devices[0])
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def device_label(strategy: tf.distribute.Strategy, gpus: list[str]) -> str:
+    replicas = strategy.num_replicas_in_sync
+    if replicas > 1:
+        devices = getattr(strategy.extended, "worker_devices", ())
+        return f"MirroredStrategy over {replicas} devices ({', '.join(devices)})"
+    if gpus:
+        return f"GPU: {gpus[0]}"
+    return "CPU"

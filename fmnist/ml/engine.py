@@ -1,0 +1,219 @@
+"""One training, start to finish: data, network, fit with progress, test-set scores.
+
+``train`` is what a local worker process, the command line and a Ray task all
+call. It reports to a ProgressSink and returns the trained model with its
+RunRecord; saving the run is the caller's job (a Ray task ships the model
+back to the server, which saves it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fmnist import evaluation
+from fmnist.data import Dataset
+from fmnist.ml import devices
+from fmnist.ml.callbacks import ProgressCallback
+from fmnist.ml.inference import predict_probabilities
+from fmnist.ml.networks import build_model
+from fmnist.runs import new_run_id
+from fmnist.schema import (
+    LIVE_POINTS_PER_EPOCH,
+    JobState,
+    ProgressSink,
+    ResumePoint,
+    RunRecord,
+    TrainConfig,
+)
+
+
+def split_data(dataset: Dataset, config: TrainConfig) -> tuple[np.ndarray, ...]:
+    """Training and validation arrays after the limit, shuffled with the run's seed."""
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(dataset.y_train))
+    if config.limit:
+        order = order[: config.limit]
+    n_val = round(len(order) * config.validation_split)
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    return (
+        dataset.x_train[train_idx],
+        dataset.y_train[train_idx],
+        dataset.x_train[val_idx],
+        dataset.y_train[val_idx],
+    )
+
+
+def make_pipeline(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_seed: int | None
+) -> tf.data.Dataset:
+    """uint8 arrays -> batched float32 tensors in [0, 1], shuffled, prefetched.
+
+    The uint8 images stay in memory once (a quarter of float32), are shuffled
+    by index each epoch and scaled a whole batch at a time, which is far
+    cheaper than Keras's per-call conversion of float64 numpy arrays.
+    """
+    ds = tf.data.Dataset.from_tensor_slices((images[..., None], labels.astype(np.int32)))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    ds = ds.map(
+        lambda x, y: (tf.cast(x, tf.float32) / 255.0, y), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def auto_steps_per_execution(batches_per_epoch: int) -> int:
+    # About 40 progress updates per epoch: small networks run many batches per
+    # call into TensorFlow, and the curves still move within the epoch.
+    return max(1, min(64, batches_per_epoch // LIVE_POINTS_PER_EPOCH))
+
+
+def make_optimizer(
+    name: str, learning_rate: float, schedule: str = "constant", total_steps: int = 1
+) -> keras.optimizers.Optimizer:
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = learning_rate
+    if schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=0.01)
+    classes = {
+        "adam": keras.optimizers.Adam,
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+        "adamw": keras.optimizers.AdamW,
+    }
+    return classes[name](learning_rate=rate)
+
+
+def _compiled_model(
+    config: TrainConfig, total_steps: int, steps_per_execution: int, resume: ResumePoint | None
+) -> keras.Model:
+    if resume is not None:
+        # The checkpoint holds the weights and the optimizer's state (its step
+        # count included, so a cosine schedule carries on where it was).
+        model = keras.models.load_model(resume.checkpoint, compile=True)
+        model.compile(
+            optimizer=model.optimizer,
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            steps_per_execution=steps_per_execution,
+        )
+        return model
+    model = build_model(config.network)
+    model.compile(
+        optimizer=make_optimizer(
+            config.optimizer, config.learning_rate, config.lr_schedule, total_steps
+        ),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def train(
+    config: TrainConfig,
+    dataset: Dataset,
+    sink: ProgressSink,
+    resume: ResumePoint | None = None,
+    job_id: str = "",
+) -> tuple[keras.Model, RunRecord]:
+    """Train ``config`` on ``dataset``, reporting to ``sink``; return the model and its record."""
+    config.validate()
+    started = time.time()
+    initial_epoch = resume.epoch if resume else 0
+    sink.phase("preparing the data")
+    # A resumed job reseeds differently so it does not replay the first epochs' order.
+    keras.utils.set_random_seed(config.seed + initial_epoch)
+    gpus = devices.configure_gpus()
+    strategy = devices.choose_strategy(config.devices)
+    device = devices.device_label(strategy, gpus)
+    use_mixed = config.mixed_precision and bool(gpus)
+
+    x_train, y_train, x_val, y_val = split_data(dataset, config)
+    batches = math.ceil(len(y_train) / config.batch_size)
+    steps_per_execution = config.steps_per_execution or auto_steps_per_execution(batches)
+    train_ds = make_pipeline(x_train, y_train, config.batch_size, config.seed + initial_epoch)
+    val_ds = make_pipeline(x_val, y_val, max(config.batch_size, 256), None) if len(y_val) else None
+
+    sink.phase("building the network")
+    if use_mixed:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        with strategy.scope():
+            model = _compiled_model(config, config.epochs * batches, steps_per_execution, resume)
+    finally:
+        if use_mixed:
+            keras.mixed_precision.set_global_policy("float32")
+
+    progress = ProgressCallback(
+        sink, batches, config.batch_size, config.epochs, initial_epoch=initial_epoch
+    )
+    callbacks: list[keras.callbacks.Callback] = [progress]
+    if config.early_stopping_patience and val_ds is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=config.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
+    sink.phase("compiling the first training step")
+    sink.started(device, batches)
+    fit_started = time.perf_counter()
+    if initial_epoch < config.epochs:
+        model.fit(
+            train_ds,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            validation_data=val_ds,
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles already
+            verbose=0,
+        )
+    train_seconds = time.perf_counter() - fit_started
+
+    sink.evaluating()
+    eval_started = time.perf_counter()
+    with strategy.scope():
+        probabilities = predict_probabilities(model, dataset.x_test)
+    scores = evaluation.score(probabilities, dataset.y_test)
+    eval_seconds = time.perf_counter() - eval_started
+
+    history = [*(resume.history if resume else ()), *progress.history]
+    epoch_seconds = sum(m.seconds for m in history)
+    images_trained = len(y_train) * (len(history) + progress.partial_epoch)
+    stopped = progress.stopped_by_user
+    record = RunRecord(
+        run_id=new_run_id(config.network, config.name),
+        name=config.name,
+        network=config.network,
+        parameters=int(model.count_params()),
+        config={k: v for k, v in config.to_dict().items() if k not in ("name", "command")},
+        command=config.command,
+        status=(JobState.STOPPED if stopped else JobState.DONE).value,
+        epochs_completed=len(history),
+        history=[m.as_dict() for m in history],
+        test_loss=scores.log_loss,
+        test_accuracy=scores.accuracy,
+        confusion_matrix=scores.confusion_matrix.tolist(),
+        device=device,
+        mixed_precision=use_mixed,
+        train_images=len(y_train),
+        validation_images=len(y_val),
+        # The run's average, not the last moment's rate.
+        images_per_second=round(images_trained / epoch_seconds, 1) if epoch_seconds else 0.0,
+        train_seconds=round(train_seconds, 2),
+        evaluate_seconds=round(eval_seconds, 2),
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        tensorflow=tf.__version__,
+        keras=keras.__version__,
+        dataset_source=dataset.source,
+        partial_epoch=round(progress.partial_epoch, 4),
+        job_id=job_id,
+    )
+    return model, record

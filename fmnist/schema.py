@@ -1,0 +1,285 @@
+"""The records that travel between processes: settings of a training, job states, progress.
+
+Everything here is plain data (dataclasses, an enum, JSON-ready dicts) with no
+TensorFlow and no Streamlit, so the web server, the worker processes, the
+command line and Ray tasks all read and write the same shapes.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Protocol
+
+from fmnist.networks import get_network
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
+# "cosine" lowers the learning rate smoothly to 1% of its start by the last
+# batch: the final epochs then settle instead of jumping between minima.
+LR_SCHEDULES = ("constant", "cosine")
+# Points of the live curves kept per epoch: enough for smooth lines, few enough
+# that a browser redraws them every second without effort.
+LIVE_POINTS_PER_EPOCH = 40
+
+
+class JobState(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    EVALUATING = "evaluating"
+    DONE = "done"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    # The process training it died (killed, out of memory, server restarted):
+    # its last checkpoint can be resumed.
+    INTERRUPTED = "interrupted"
+
+    @property
+    def active(self) -> bool:
+        return self in ACTIVE_STATES
+
+    @property
+    def final(self) -> bool:
+        return not self.active
+
+
+ACTIVE_STATES = frozenset(
+    {JobState.QUEUED, JobState.RUNNING, JobState.STOPPING, JobState.EVALUATING}
+)
+# States in which a worker process is attached to the job.
+WORKING_STATES = frozenset({JobState.RUNNING, JobState.STOPPING, JobState.EVALUATING})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training. The page and the command line both build one."""
+
+    network: str = "mlp"
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 0.001
+    optimizer: str = "adam"
+    lr_schedule: str = "constant"
+    validation_split: float = 0.1
+    seed: int = 42
+    # Epochs without improvement of val_loss before stopping; 0 turns it off.
+    early_stopping_patience: int = 0
+    # Train on at most this many images (0 = all 60,000), for quick demos.
+    limit: int = 0
+    mixed_precision: bool = False
+    name: str = ""
+    # Devices to mirror the model over, for example ("/cpu:0", "/cpu:1") in tests;
+    # empty means every visible GPU, or the CPU when there is none.
+    devices: tuple[str, ...] = ()
+    # Batches run per call into TensorFlow; 0 picks a value that keeps small
+    # networks fast while the live curves still move many times per epoch.
+    steps_per_execution: int = 0
+    command: str = ""  # the command line that started it, recorded in run.json
+
+    def validate(self) -> None:
+        get_network(self.network)
+        if not 1 <= self.epochs <= 500:
+            raise ValueError("epochs must be between 1 and 500")
+        if not 1 <= self.batch_size <= 8192:
+            raise ValueError("batch size must be between 1 and 8192")
+        if not 0 < self.learning_rate <= 10:
+            raise ValueError("learning rate must be above 0 and at most 10")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"learning-rate schedule must be one of {', '.join(LR_SCHEDULES)}")
+        if not 0 <= self.validation_split < 0.5:
+            raise ValueError("validation split must be at least 0 and below 0.5")
+        if self.limit < 0 or (0 < self.limit < 100):
+            raise ValueError("limit must be 0 (all images) or at least 100")
+        if self.early_stopping_patience < 0:
+            raise ValueError("early stopping patience cannot be negative")
+        if self.steps_per_execution < 0:
+            raise ValueError("steps per execution cannot be negative")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """The inverse of to_dict; unknown keys (from a newer version) are ignored."""
+        known = {f.name for f in fields(cls)}
+        kept = {k: v for k, v in values.items() if k in known}
+        if "devices" in kept:
+            kept["devices"] = tuple(kept["devices"])
+        return cls(**kept)
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> TrainConfig:
+        """Settings as a page form or argparse gives them -> a checked TrainConfig.
+
+        The one mapping shared by the Train page and the command line: the same
+        names, the same conversions, the same checks.
+        """
+        config = cls.from_dict(
+            {
+                key: value
+                for key, value in settings.items()
+                if value is not None and key in {f.name for f in fields(cls)}
+            }
+        )
+        config = cls(
+            **{
+                **config.to_dict(),
+                "epochs": int(config.epochs),
+                "batch_size": int(config.batch_size),
+                "learning_rate": float(config.learning_rate),
+                "validation_split": float(config.validation_split),
+                "seed": int(config.seed),
+                "early_stopping_patience": int(config.early_stopping_patience),
+                "limit": int(config.limit),
+                "mixed_precision": bool(config.mixed_precision),
+                "name": str(config.name).strip(),
+                "devices": tuple(config.devices),
+            }
+        )
+        config.validate()
+        return config
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """One completed epoch: Keras's logs plus how long it took."""
+
+    epoch: int
+    loss: float
+    accuracy: float
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    seconds: float = 0.0
+    learning_rate: float | None = None
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class LivePoint:
+    """The running training loss and accuracy at a fraction of an epoch."""
+
+    epoch: float  # fractional: 2.5 is half-way through the third epoch
+    loss: float
+    accuracy: float
+
+
+@dataclass
+class JobView:
+    """What a reader (page, command line) sees of a job: one consistent snapshot."""
+
+    id: str
+    config: TrainConfig
+    state: JobState
+    message: str = ""
+    phase: str = ""  # what a running job is doing before its first batch
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    epoch: int = 0  # whole epochs completed
+    batch: int = 0  # batches done in the current epoch
+    batches: int = 0  # batches per epoch
+    images_per_second: float = 0.0
+    eta: float | None = None
+    device: str = ""
+    run_id: str = ""
+    test_accuracy: float | None = None
+    checkpoint_epoch: int = 0
+    queue_position: int = 0
+    source: str = "web"  # web, cli or ray
+    history: list[EpochMetrics] = field(default_factory=list)
+    live: list[LivePoint] = field(default_factory=list)
+
+    @property
+    def elapsed(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        end = self.finished_at if self.finished_at is not None else time.time()
+        return max(0.0, end - self.started_at)
+
+    @property
+    def resumable(self) -> bool:
+        return self.state is JobState.INTERRUPTED and self.checkpoint_epoch > 0
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """run.json: what a finished training leaves beside its model.keras."""
+
+    SCHEMA_VERSION = 2
+
+    run_id: str
+    name: str
+    network: str
+    parameters: int
+    config: dict[str, Any]
+    command: str
+    status: str
+    epochs_completed: int
+    history: list[dict[str, float]]
+    test_loss: float
+    test_accuracy: float
+    confusion_matrix: list[list[int]]
+    device: str
+    mixed_precision: bool
+    train_images: int
+    validation_images: int
+    images_per_second: float
+    train_seconds: float
+    evaluate_seconds: float
+    started_at: str
+    finished_at: str
+    tensorflow: str
+    keras: str
+    dataset_source: str
+    # Fraction of the last epoch done when a Stop ended it part-way (0 = whole epochs).
+    partial_epoch: float = 0.0
+    job_id: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ProgressSink(Protocol):
+    """Where a training reports what it does, and learns whether to stop.
+
+    The local worker writes to the SQLite job store, a Ray task sends to an
+    actor the server drains, and tests keep everything in a list.
+    """
+
+    def phase(self, text: str) -> None:
+        """What the job is doing before its first batch: loading data, building, compiling."""
+
+    def started(self, device: str, batches: int) -> None:
+        """The first batch is about to run on ``device``; an epoch has ``batches`` batches."""
+
+    def batch(
+        self, done: int, images_per_second: float, eta: float | None, point: LivePoint | None
+    ) -> None:
+        """``done`` batches of the current epoch are finished."""
+
+    def epoch_end(self, metrics: EpochMetrics) -> None:
+        """A whole epoch is finished."""
+
+    def checkpoint(self, model: Any, epoch: int) -> None:
+        """Keep ``model`` (after ``epoch`` whole epochs) so a dead job can resume."""
+
+    def evaluating(self) -> None:
+        """Training is over; the test set is being scored."""
+
+    def should_stop(self) -> bool:
+        """True once somebody asked the job to stop."""
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where an interrupted job picks up: its checkpoint after ``epoch`` whole epochs."""
+
+    checkpoint: str
+    epoch: int
+    history: tuple[EpochMetrics, ...] = ()
