@@ -1,0 +1,209 @@
+"""The training engine on the real dataset: progress to a sink, stop, partial epochs, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+from fmnist import runs
+from fmnist.data import Dataset
+from fmnist.ml import engine
+from fmnist.schema import EpochMetrics, LivePoint, ResumePoint, TrainConfig
+
+from .conftest import PROJECT_ROOT
+
+
+class ListSink:
+    """A ProgressSink that keeps everything, and asks to stop after ``stop_after`` batches."""
+
+    def __init__(
+        self,
+        stop_after: int | None = None,
+        checkpoint_dir: Path | None = None,
+        stop_after_epochs: int | None = None,
+    ) -> None:
+        self.stop_after = stop_after
+        self.stop_after_epochs = stop_after_epochs
+        self.checkpoint_dir = checkpoint_dir
+        self.phases: list[str] = []
+        self.device = ""
+        self.batches = 0
+        self.calls = 0
+        self.speeds: list[float] = []
+        self.live: list[LivePoint] = []
+        self.epochs: list[EpochMetrics] = []
+        self.checkpoints: list[int] = []
+        self.evaluated = False
+
+    def phase(self, text: str) -> None:
+        self.phases.append(text)
+
+    def started(self, device: str, batches: int) -> None:
+        self.device, self.batches = device, batches
+
+    def batch(self, done: int, images_per_second: float, eta: Any, point: Any) -> None:
+        self.calls += 1
+        self.speeds.append(images_per_second)
+        if point is not None:
+            self.live.append(point)
+
+    def epoch_end(self, metrics: EpochMetrics) -> None:
+        self.epochs.append(metrics)
+
+    def checkpoint(self, model: keras.Model, epoch: int) -> None:
+        self.checkpoints.append(epoch)
+        if self.checkpoint_dir is not None:
+            model.save(self.checkpoint_dir / f"epoch-{epoch}.keras")
+
+    def evaluating(self) -> None:
+        self.evaluated = True
+
+    def should_stop(self) -> bool:
+        if self.stop_after_epochs is not None and len(self.epochs) >= self.stop_after_epochs:
+            return True
+        return self.stop_after is not None and self.calls >= self.stop_after
+
+
+def test_one_epoch_of_mlp_reports_progress_and_scores(dataset: Dataset, models_dir: Path) -> None:
+    sink = ListSink()
+    config = TrainConfig(network="mlp", epochs=1, limit=2000, name="unit")
+    model, record = engine.train(config, dataset, sink)
+    assert sink.phases[:2] == ["preparing the data", "building the network"]
+    assert sink.device == "CPU" and sink.batches == 57  # 1,800 images in batches of 32
+    assert len(sink.live) >= 5  # the curves moved during the epoch
+    assert [m.epoch for m in sink.epochs] == [1] and sink.epochs[0].val_accuracy is not None
+    assert sink.checkpoints == [1] and sink.evaluated
+    assert max(sink.speeds) > 0
+
+    assert record.status == "done" and record.train_images == 1800
+    assert record.epochs_completed == 1 and record.partial_epoch == 0
+    assert record.test_accuracy > 0.5  # chance is 0.1
+    matrix = np.array(record.confusion_matrix)
+    assert matrix.shape == (10, 10) and matrix.sum() == 10_000
+    assert np.trace(matrix) / 10_000 == pytest.approx(record.test_accuracy)
+    # The run's average speed, not the last moment's.
+    assert 0 < record.images_per_second <= max(sink.speeds) * 1.5
+
+    runs.save_run(model, record.to_dict(), models_dir)
+    loaded = runs.load_model(record.run_id, models_dir)
+    probabilities = np.asarray(loaded(dataset.x_test[:500, ..., None] / 255.0))
+    accuracy = (probabilities.argmax(axis=1) == dataset.y_test[:500]).mean()
+    assert accuracy == pytest.approx(record.test_accuracy, abs=0.06)
+
+
+def test_a_stop_mid_epoch_is_recorded_as_a_partial_epoch(dataset: Dataset) -> None:
+    # 10,000 images, batch 32: 282 batches an epoch, 7 per call into TensorFlow.
+    sink = ListSink(stop_after=12)
+    config = TrainConfig(network="mlp", epochs=3, limit=10_000)
+    _, record = engine.train(config, dataset, sink)
+    assert record.status == "stopped"
+    # Stopped part-way through the first epoch: no completed epoch is claimed.
+    assert record.epochs_completed == 0 and record.history == [] and sink.epochs == []
+    assert 0 < record.partial_epoch < 1
+    assert sink.checkpoints == []  # a partial epoch is not a checkpoint
+    assert record.test_accuracy > 0.3  # it learned something and was still scored
+
+
+def test_resume_carries_on_from_a_checkpoint(dataset: Dataset, tmp_path: Path) -> None:
+    config = TrainConfig(network="mlp", epochs=3, limit=3000, lr_schedule="cosine")
+    # Stopped early in the third epoch: the checkpoint after epoch 2 is what a
+    # worker killed at that moment would leave.
+    first = ListSink(checkpoint_dir=tmp_path, stop_after_epochs=2)
+    engine.train(config, dataset, first)
+    checkpoint = tmp_path / "epoch-2.keras"
+    saved = keras.models.load_model(checkpoint)
+    steps_done = int(saved.optimizer.iterations.numpy())
+    assert steps_done == 2 * 85  # 2,700 images in batches of 32, twice
+
+    second = ListSink()
+    resume = ResumePoint(str(checkpoint), 2, tuple(first.epochs))
+    model, record = engine.train(config, dataset, second, resume)
+    # Only the third epoch ran; the history holds all three.
+    assert [m.epoch for m in second.epochs] == [3]
+    assert [m["epoch"] for m in record.history] == [1, 2, 3]
+    assert record.epochs_completed == 3
+    # The optimizer carried on counting (so the cosine schedule carried on falling).
+    assert int(model.optimizer.iterations.numpy()) == 3 * 85
+    assert second.epochs[0].learning_rate < first.epochs[-1].learning_rate
+
+
+def test_bad_hyper_parameters_are_refused() -> None:
+    for bad in (
+        {"epochs": 0},
+        {"batch_size": 0},
+        {"learning_rate": -1.0},
+        {"optimizer": "magic"},
+        {"validation_split": 0.7},
+        {"limit": 5},
+        {"network": "resnet"},
+    ):
+        with pytest.raises(ValueError):
+            TrainConfig(**bad).validate()
+    with pytest.raises(ValueError, match="epochs must be between 1 and 500"):
+        TrainConfig.from_settings({"network": "mlp", "epochs": "0"})
+
+
+def test_settings_map_to_a_config_the_same_way_for_page_and_command_line() -> None:
+    config = TrainConfig.from_settings(
+        {
+            "network": "cnn",
+            "epochs": 3.0,
+            "batch_size": "64",
+            "learning_rate": "0.003",
+            "name": "  demo ",
+            "json": True,  # argparse extras are ignored
+            "devices": ["/cpu:0"],
+        }
+    )
+    assert config == TrainConfig(
+        network="cnn", epochs=3, batch_size=64, learning_rate=0.003, name="demo",
+        devices=("/cpu:0",),
+    )  # fmt: skip
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_mirrored_strategy_over_two_logical_devices(tmp_path: Path) -> None:
+    # Logical devices must be set before TensorFlow initialises, hence a new process.
+    script = textwrap.dedent(
+        """
+        import json, sys
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from fmnist.data import load_dataset
+        from fmnist.ml import engine
+        from fmnist.schema import TrainConfig
+        from tests.test_engine import ListSink
+        config = TrainConfig(network="mlp", epochs=1, limit=2000, batch_size=64,
+                             devices=("/cpu:0", "/cpu:1"))
+        sink = ListSink()
+        model, record = engine.train(config, load_dataset(), sink)
+        print(json.dumps({"device": record.device, "accuracy": record.test_accuracy,
+                          "sink_device": sink.device}))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["device"].startswith("MirroredStrategy over 2 devices")
+    assert result["sink_device"] == result["device"]
+    assert result["accuracy"] > 0.5
