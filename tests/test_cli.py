@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from fmnist import evaluation
+from fmnist.jobs.store import JobStore
+from fmnist.schema import JobState
 
 from .conftest import PROJECT_ROOT
 from .test_imaging import boot_picture, encode
@@ -73,6 +75,11 @@ def test_train_then_evaluate(tmp_path: Path) -> None:
     assert Path(result["path"]).parent == tmp_path
     record = json.loads((Path(result["path"]) / "run.json").read_text())
     assert record["command"].startswith("python -m fmnist train --network mlp")
+    # The command line recorded its job in the same store the Train page reads.
+    job = JobStore(tmp_path / ".jobs" / "jobs.sqlite3").get(result["job_id"])
+    assert job is not None and job.source == "cli" and job.run_id == result["run_id"]
+    assert job.state is JobState.DONE and [m.epoch for m in job.history] == [1]
+    assert record["job_id"] == job.id
 
     done = fmnist("evaluate", "--run", result["run_id"], "--json", models_dir=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
