@@ -1,0 +1,98 @@
+"""What the web server and the inference service say to each other: no TensorFlow here.
+
+The server (through ``fmnist.inference_client``) and the service
+(``fmnist.ml.inference_service``) both import this module, so the errors,
+model references and message framing are defined once. A message is one
+pickle (protocol 5) sent with ``Connection.send_bytes``: a 4-byte length and
+the bytes, which costs a few microseconds for a stack of 28x28 pictures.
+
+Requests are ``(request_id, op, args)``; replies are ``(request_id, kind, value)``
+with ``kind`` one of ``OK``, ``MODEL_ERROR``, ``UNKNOWN_MODEL`` or ``ERROR``. The
+very first message the service sends, before any request, is
+``(0, READY, ServiceInfo)``.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from fmnist import config
+
+# Operations the service answers.
+PING = "ping"
+CHECK = "check"  # ModelRef -> ModelInfo (UNKNOWN_MODEL: an imported file it lacks)
+IMPORT = "import"  # (sha256 digest, payload) -> ModelInfo
+PREDICT = "predict"  # (ModelRef, uint8 (N, 28, 28)) -> float64 (N, 10)
+TEST_PROBABILITIES = "test_probabilities"  # ModelRef -> float64 (10000, 10)
+
+# Reply kinds.
+READY = "ready"
+OK = "ok"
+MODEL_ERROR = "model_error"
+UNKNOWN_MODEL = "unknown_model"
+ERROR = "error"
+
+
+class InferenceError(Exception):
+    """The inference service could not answer. The message is one line, fit for users."""
+
+
+class ModelError(InferenceError):
+    """A model that cannot be used here. The message is one line, fit for users."""
+
+
+@dataclass(frozen=True)
+class RunModel:
+    """The model of a saved run.
+
+    ``finished_at`` is part of the identity: a run deleted and trained again
+    under the same id is another model. ``models_dir`` travels with the
+    reference because the service does not share the server's settings (tests
+    and benchmarks move the folder at run time).
+    """
+
+    run_id: str
+    finished_at: str
+    models_dir: str
+
+    @classmethod
+    def of(cls, record: dict[str, Any], models_dir: Path | str | None = None) -> RunModel:
+        folder = Path(models_dir) if models_dir else config.MODELS_DIR
+        return cls(record["run_id"], record.get("finished_at", ""), str(folder.resolve()))
+
+
+@dataclass(frozen=True)
+class ImportedModel:
+    """A user's .keras file, known by the SHA-256 of its bytes (sent to the service once)."""
+
+    digest: str
+
+
+ModelRef = RunModel | ImportedModel
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    ref: ModelRef
+    parameters: int
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    pid: int
+    tensorflow: str
+    devices: tuple[str, ...]
+
+
+def send(connection: Connection, message: tuple[Any, ...]) -> None:
+    connection.send_bytes(pickle.dumps(message, protocol=5))
+
+
+def receive(connection: Connection) -> tuple[Any, ...]:
+    # Both ends are our own processes (the service is started by the server
+    # with a private socket pair), so unpickling is not a trust boundary.
+    return pickle.loads(connection.recv_bytes())
