@@ -26,9 +26,9 @@ def draw_home() -> None:
     st.divider()
     st.subheader("Status")
     ui.dataset_status()
-    devices = ui.devices()
-    kind = "GPU" if any(d.startswith("GPU") for d in devices) else "CPU"
-    st.info(f"**Compute:** {', '.join(devices)}", icon="⚡" if kind == "GPU" else "🖥️")
+    # Named by the inference service, which starts now if it has not yet (it
+    # imports TensorFlow, which this process never does): "detecting…" until then.
+    ui.device_status()
     records = ui.list_runs()
     ranked = runs.by_accuracy(records)
     best = ranked[0] if ranked else None

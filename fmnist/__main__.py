@@ -131,11 +131,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from fmnist import evaluation, runs
+    # The command line is not the web server: it may load TensorFlow itself,
+    # through the same code as the inference service.
+    from fmnist import evaluation
+    from fmnist.ml import inference
 
-    model = runs.load_model(args.run)
+    model = inference.load_run_model(args.run)
     dataset = data.load_dataset()
-    probabilities = evaluation.predict_probabilities(model, dataset.x_test)
+    probabilities = inference.predict_probabilities(model, dataset.x_test)
     matrix = evaluation.confusion_matrix(dataset.y_test, probabilities.argmax(axis=1))
     accuracy = evaluation.accuracy(matrix)
     if args.json:
@@ -153,8 +156,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from fmnist import imaging, predictor
+    from fmnist.ml import inference
 
-    model = predictor.load(run_id=args.run, model_file=args.model)
+    model = inference.load(run_id=args.run, model_file=args.model)
     prepared = []
     for path in args.files:
         try:
@@ -162,7 +166,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         except OSError as error:
             reason = f"cannot read the file ({error.strerror})"
             prepared.append(imaging.PreparedImage(file=path, error=reason))
-    results = predictor.predict_prepared(model, prepared)
+    results = predictor.predict_prepared(
+        prepared, lambda pixels: inference.predict_probabilities(model, pixels)
+    )
     if args.json:
         _print_json([{k: v for k, v in r.items() if k != "top3"} for r in results])
     else:
@@ -225,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # DataError, RunError, ModelError: one line, no traceback
-        from fmnist.predictor import ModelError
+        from fmnist.inference_protocol import ModelError
         from fmnist.runs import RunError
 
         if isinstance(error, (data.DataError, RunError, ModelError)):

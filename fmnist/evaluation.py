@@ -5,17 +5,9 @@ Pure numpy so that they are cheap to test and to call from any page.
 
 from __future__ import annotations
 
-import threading
-import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
 import numpy as np
 
 from fmnist.data import CLASS_NAMES, NUM_CLASSES
-
-if TYPE_CHECKING:
-    import keras
 
 
 def confusion_matrix(
@@ -82,47 +74,6 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
     if images.ndim == 2:
         images = images[None]
     return (images.astype(np.float32) / 255.0)[..., None]
-
-
-# One traced inference function per model, dropped with the model.
-_FAST_CALLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_FAST_CALLS_LOCK = threading.Lock()
-
-
-def _fast_call(model: keras.Model) -> Callable[[np.ndarray], Any]:
-    """The model's forward pass as a tf.function traced once for any batch size.
-
-    ``model.predict`` builds a tf.data pipeline on every call (about 80 ms for
-    one picture on a CPU) and an eager call dispatches op by op (about 8 ms);
-    this traced call takes about 1 ms.
-    """
-    import tensorflow as tf
-
-    with _FAST_CALLS_LOCK:
-        call = _FAST_CALLS.get(model)
-        if call is None:
-            signature = [tf.TensorSpec((None, *_input_shape(model)), tf.float32)]
-            call = tf.function(lambda x: model(x, training=False), input_signature=signature)
-            _FAST_CALLS[model] = call
-    return call
-
-
-def predict_probabilities(
-    model: keras.Model, images: np.ndarray, batch_size: int = 1024
-) -> np.ndarray:
-    """Softmax of every picture, in one pass through the network."""
-    inputs = to_model_input(images)
-    inputs = inputs.reshape((inputs.shape[0], *_input_shape(model)))
-    if inputs.shape[0] <= batch_size:
-        outputs = np.asarray(_fast_call(model)(inputs))
-    else:
-        outputs = model.predict(inputs, batch_size=batch_size, verbose=0)
-    return as_probabilities(np.asarray(outputs, dtype=np.float64))
-
-
-def _input_shape(model: keras.Model) -> tuple[int, ...]:
-    shape = tuple(model.inputs[0].shape[1:])
-    return (28, 28) if shape == (28, 28) else (28, 28, 1)
 
 
 def as_probabilities(outputs: np.ndarray) -> np.ndarray:

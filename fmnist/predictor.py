@@ -1,80 +1,24 @@
-"""Choosing a model for prediction and running pictures through it in one call."""
+"""What the Predict page and the command line make of probabilities: numpy only.
+
+An upload goes through a model in one call (the page passes the inference
+client's ``predict``, the command line ``fmnist.ml.inference.predict_probabilities``
+of a loaded model), each softmax is put into words, and the test-set views pick
+their pictures here rather than in the page.
+"""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from fmnist import config, evaluation, runs
+from fmnist import evaluation
 from fmnist.data import CLASS_NAMES, NUM_CLASSES
 from fmnist.imaging import PreparedImage
-from fmnist.messages import first_line
-
-if TYPE_CHECKING:
-    import keras
 
 LOW_CONFIDENCE = 0.5
-
-
-class ModelError(Exception):
-    """A model that cannot be used here. The message is one line, fit for users."""
-
-
-def load_imported(payload: bytes) -> keras.Model:
-    """A user's .keras file -> a model that takes 28x28 pictures and gives 10 outputs.
-
-    ``safe_mode=True`` refuses files that would run arbitrary Python code
-    (lambda layers) when loaded.
-    """
-    import keras
-
-    if len(payload) > config.MAX_MODEL_BYTES:
-        raise ModelError(
-            f"model file too large: {len(payload) / 1e6:.0f} MB, "
-            f"the limit is {config.MAX_MODEL_MB} MB"
-        )
-    if not payload.startswith(b"PK"):
-        raise ModelError("not a .keras file (a .keras file is a zip archive saved by Keras 3)")
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "imported.keras"
-        path.write_bytes(payload)
-        try:
-            model = keras.models.load_model(path, compile=False, safe_mode=True)
-        except Exception as error:  # noqa: BLE001 - Keras raises many kinds here
-            raise ModelError(f"Keras could not load this file: {first_line(error)}") from None
-    check_shapes(model)
-    return model
-
-
-def check_shapes(model: keras.Model) -> None:
-    try:
-        input_shape = tuple(model.inputs[0].shape[1:])
-        output_shape = tuple(model.outputs[0].shape[1:])
-    except (AttributeError, IndexError, TypeError):
-        raise ModelError("the model has no defined input and output shapes") from None
-    if input_shape not in ((28, 28), (28, 28, 1)):
-        raise ModelError(f"the model takes {input_shape}, not 28x28 (or 28x28x1) pictures")
-    if output_shape != (NUM_CLASSES,):
-        raise ModelError(f"the model gives {output_shape} outputs, not 10 class scores")
-
-
-def load(run_id: str | None = None, model_file: str | None = None) -> keras.Model:
-    """The model of a run, of a .keras file, or by default of the best saved run."""
-    if model_file:
-        try:
-            payload = Path(model_file).read_bytes()
-        except OSError as error:
-            raise ModelError(f"cannot read {model_file}: {error.strerror}") from None
-        return load_imported(payload)
-    if run_id is None:
-        best = runs.best_run()
-        if best is None:
-            raise ModelError("no saved run yet: train one first, or pass --model FILE.keras")
-        run_id = best["run_id"]
-    return runs.load_model(run_id)
 
 
 def describe(probabilities: np.ndarray) -> dict[str, Any]:
@@ -90,13 +34,16 @@ def describe(probabilities: np.ndarray) -> dict[str, Any]:
     }
 
 
-def predict_prepared(model: keras.Model, prepared: list[PreparedImage]) -> list[dict[str, Any]]:
-    """Every usable picture through the network in one call; the others keep their reason."""
+def predict_prepared(
+    prepared: list[PreparedImage], predict: Callable[[np.ndarray], np.ndarray]
+) -> list[dict[str, Any]]:
+    """Every usable picture through ``predict`` in one call; the others keep their reason.
+
+    ``predict`` maps uint8 (N, 28, 28) pictures to their (N, 10) softmax.
+    """
     usable = [p for p in prepared if p.pixels is not None]
     probabilities = (
-        evaluation.predict_probabilities(model, np.stack([p.pixels for p in usable]))
-        if usable
-        else np.empty((0, NUM_CLASSES))
+        predict(np.stack([p.pixels for p in usable])) if usable else np.empty((0, NUM_CLASSES))
     )
     by_file = iter(probabilities)
     results: list[dict[str, Any]] = []
@@ -106,3 +53,51 @@ def predict_prepared(model: keras.Model, prepared: list[PreparedImage]) -> list[
         else:
             results.append({"file": item.file, **describe(next(by_file))})
     return results
+
+
+def confusion_cell(point: dict[str, Any]) -> tuple[int, int]:
+    """A clicked cell of ``charts.confusion_heatmap`` -> (true class, predicted class)."""
+    return CLASS_NAMES.index(point["y"]), CLASS_NAMES.index(point["x"])
+
+
+def cell_images(
+    labels: np.ndarray, predictions: np.ndarray, true: int, predicted: int
+) -> np.ndarray:
+    """Indices of the pictures of class ``true`` that were taken for ``predicted``."""
+    return np.flatnonzero((np.asarray(labels) == true) & (np.asarray(predictions) == predicted))
+
+
+def gallery_sample(
+    labels: np.ndarray, predictions: np.ndarray, only_mistakes: bool, seed: int, size: int = 24
+) -> np.ndarray:
+    """A reproducible random choice of pictures, all of them or only the mistakes."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    pool = np.flatnonzero(predictions != labels) if only_mistakes else np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    return rng.choice(pool, size=min(size, len(pool)), replace=False)
+
+
+@dataclass(frozen=True)
+class OwnSetScores:
+    """A user's own labelled pictures, scored on the classes that occur in them."""
+
+    classes: list[int]  # so a handful of pictures is not lost in a 10x10 grid
+    matrix: np.ndarray  # rows and columns in the order of ``classes``
+    right: int
+    total: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.right / self.total if self.total else 0.0
+
+    @property
+    def names(self) -> list[str]:
+        return [CLASS_NAMES[c] for c in self.classes]
+
+
+def score_own_set(truths: list[int], guesses: list[int]) -> OwnSetScores:
+    matrix = evaluation.confusion_matrix(np.array(truths, int), np.array(guesses, int))
+    classes = sorted(set(truths) | set(guesses))
+    return OwnSetScores(
+        classes, matrix[np.ix_(classes, classes)], int(np.trace(matrix)), len(truths)
+    )

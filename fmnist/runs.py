@@ -131,12 +131,14 @@ def best_run(models_dir: Path | str | None = None) -> dict[str, Any] | None:
 
 
 def load_model(run_id: str, models_dir: Path | str | None = None) -> keras.Model:
-    import keras
+    """Moved to fmnist.ml.inference.load_run_model, with the other TensorFlow code.
 
-    path = run_path(run_id, models_dir) / MODEL_FILE
-    if not path.is_file():
-        raise RunError(f"no run named {run_id!r}")
-    return keras.models.load_model(path, compile=False)
+    Kept for the tests that still call it here (test_runs); the
+    web server never does: its models live in the inference service.
+    """
+    from fmnist.ml.inference import load_run_model
+
+    return load_run_model(run_id, models_dir)
 
 
 def delete_run(run_id: str, models_dir: Path | str | None = None) -> None:

@@ -1,9 +1,9 @@
 """The only module of the library that imports Streamlit: cached loaders and shared widgets.
 
 ``st.cache_resource`` holds what every session shares (the dataset, the
-training manager, loaded models): these objects are never mutated by a page.
-TensorFlow is imported only inside the functions that need it, so a page that
-does not call them (Explore) opens without paying for it.
+training manager, test-set probabilities): these objects are never mutated by
+a page. Models live in the inference service (``fmnist.inference_client``):
+the web server never imports TensorFlow or Keras.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import streamlit as st
 
-from fmnist import data, dataset_stats, evaluation, imaging, runs
+from fmnist import data, dataset_stats, imaging, inference_client, runs
+from fmnist.inference_client import InferenceError, ModelInfo, ModelRef, RunModel
 
 if TYPE_CHECKING:
-    import keras
-
     from fmnist.training import TrainingManager
 
 log = logging.getLogger(__name__)
@@ -63,11 +62,47 @@ def dataset() -> data.Dataset:
         raise  # st.stop() raises; this line is for type checkers
 
 
-@st.cache_resource(show_spinner="Looking for GPUs...")
-def devices() -> list[str]:
-    from fmnist.training import describe_devices
+def devices(timeout: float | None = None) -> list[str] | None:
+    """The compute devices, as the inference service sees them.
 
-    return describe_devices()
+    Blocks while the service starts (seconds: it imports TensorFlow) unless a
+    ``timeout`` is given, after which None means "still starting". A service
+    that cannot start gives one line in place of the names.
+    """
+    try:
+        found = inference_client.devices(timeout=0)
+        if found is None and timeout != 0:
+            with st.spinner("Looking for GPUs..."):
+                found = inference_client.devices(timeout)
+    except InferenceError as error:
+        return [f"unknown ({error})"]
+    return found
+
+
+def device_status() -> None:
+    """The Compute line of the home page, without holding the page while the service starts."""
+    # A short wait: a service that is nearly up is shown at once, one that is
+    # importing TensorFlow (seconds) is rechecked every second by the fragment.
+    found = devices(timeout=0.3)
+    if found is None:
+        _device_status_pending()
+    else:
+        _draw_devices(found)
+
+
+@st.fragment(run_every=1.0)
+def _device_status_pending() -> None:
+    found = devices(timeout=0)
+    if found is None:
+        st.info("**Compute:** detecting… (the inference service is starting)", icon="⏳")
+    else:
+        # A full run draws the answer without this fragment and its timer.
+        st.rerun()
+
+
+def _draw_devices(found: list[str]) -> None:
+    gpu = any(d.startswith("GPU") for d in found)
+    st.info(f"**Compute:** {', '.join(found)}", icon="⚡" if gpu else "🖥️")
 
 
 @st.cache_resource
@@ -80,26 +115,24 @@ def training_manager() -> TrainingManager:
     return TrainingManager(dataset_loader=lambda: shared)
 
 
-@st.cache_resource(max_entries=6, show_spinner="Loading the model...")
-def run_model(run_id: str, finished_at: str) -> keras.Model:
-    # finished_at is part of the cache key: a run deleted and trained again
-    # under the same id never gets the old model.
-    del finished_at
-    return runs.load_model(run_id)
+def run_model(record: dict[str, Any]) -> ModelInfo:
+    """Load a saved run's model in the inference service; a ModelError says why it cannot."""
+    with st.spinner("Loading the model..."):
+        return inference_client.check_model(RunModel.of(record))
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the imported model...")
-def imported_model(digest: str, _payload: bytes) -> keras.Model:
-    # Keyed by the file's digest; the leading underscore keeps Streamlit from
-    # hashing the (large) payload itself.
-    from fmnist.predictor import load_imported
-
-    return load_imported(_payload)
+def imported_model(payload: bytes) -> ModelInfo:
+    """Load a user's .keras file in the inference service; a ModelError says what is wrong."""
+    with st.spinner("Loading the imported model..."):
+        return inference_client.check_imported(payload)
 
 
 @st.cache_resource(max_entries=6, show_spinner="Scoring the 10,000 test images...")
-def test_probabilities(model_key: str, _model: keras.Model) -> np.ndarray:
-    return evaluation.predict_probabilities(_model, dataset().x_test)
+def test_probabilities(ref: ModelRef) -> np.ndarray:
+    # Kept here as well as in the service: reruns then cost no transfer at all.
+    # A run's reference holds its finished_at, so a run trained again under the
+    # same id never gets the old scores.
+    return inference_client.test_probabilities(ref)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

@@ -1,21 +1,25 @@
-"""Predict: upload pictures, see the softmax, and study the confusion matrix of a model."""
+"""Predict: upload pictures, see the softmax, and study the confusion matrix of a model.
 
-import hashlib
+Models live in the inference service: this page holds references to them
+(``ModelRef``) and asks the client for probabilities.
+"""
+
+from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
 
-from fmnist import charts, evaluation, imaging, predictor, runs, ui
+from fmnist import charts, evaluation, imaging, inference_client, predictor, runs, ui
 from fmnist.data import CLASS_NAMES
-from fmnist.messages import first_line
+from fmnist.inference_client import InferenceError, ModelError, ModelInfo, ModelRef
 
 ui.setup_page("Predict", "🔮")
 KEY = "predict_"
 GREEN, RED = (44, 160, 44), (214, 39, 40)
 
 
-def choose_model() -> tuple[str, object] | None:
-    """(cache key, model) of the chosen run or imported file, or None with a message shown."""
+def choose_model() -> ModelInfo | None:
+    """The chosen run or imported file, loaded in the service, or None with a message shown."""
     records = runs.by_accuracy(ui.list_runs())
     source = st.radio(
         "Model", ["A saved run", "Import a .keras file"], horizontal=True, key=KEY + "source"
@@ -31,11 +35,10 @@ def choose_model() -> tuple[str, object] | None:
             key=KEY + "run",
         )
         try:
-            model = ui.run_model(record["run_id"], record.get("finished_at", ""))
-        except Exception as error:  # noqa: BLE001 - a damaged model file must not crash the page
-            st.error(f"This run's model cannot be loaded: {first_line(error)}", icon="🚫")
+            return ui.run_model(record)
+        except InferenceError as error:  # a damaged model file must not crash the page
+            st.error(f"This run's model cannot be loaded: {error}", icon="🚫")
             return None
-        return f"run:{record['run_id']}:{record.get('finished_at', '')}", model
     upload = st.file_uploader(
         "A Keras 3 model file taking 28×28 pictures and giving 10 class scores",
         type=["keras"],
@@ -44,15 +47,16 @@ def choose_model() -> tuple[str, object] | None:
     if upload is None:
         st.info("Choose a .keras file (for example one downloaded from the Train page).")
         return None
-    payload = upload.getvalue()
-    digest = hashlib.sha256(payload).hexdigest()
     try:
-        model = ui.imported_model(digest, payload)
-    except predictor.ModelError as error:
+        model = ui.imported_model(upload.getvalue())
+    except ModelError as error:
         st.error(f"{upload.name}: {error}", icon="🚫")
         return None
-    st.success(f"Imported {upload.name}: {model.count_params():,} parameters.", icon="📦")
-    return f"import:{digest}", model
+    except InferenceError as error:
+        st.error(f"{upload.name} could not be checked: {error}", icon="🚫")
+        return None
+    st.success(f"Imported {upload.name}: {model.parameters:,} parameters.", icon="📦")
+    return model
 
 
 def draw_prediction(result: dict, true_label: int | None, key: str) -> None:
@@ -73,7 +77,7 @@ def draw_prediction(result: dict, true_label: int | None, key: str) -> None:
     st.plotly_chart(charts.softmax_bars(result["probabilities"], true_label, height=260), key=key)
 
 
-def draw_uploads(model) -> None:
+def draw_uploads(model: ModelRef) -> None:
     uploads = st.file_uploader(
         "Pictures of clothes, shoes or bags: PNG, JPEG, WebP, BMP, GIF or TIFF",
         type=imaging.ACCEPTED_EXTENSIONS,
@@ -88,7 +92,9 @@ def draw_uploads(model) -> None:
         return
     prepared = [ui.prepare_upload(f.name, f.getvalue()) for f in uploads]
     # All usable pictures go through the network in one call.
-    results = predictor.predict_prepared(model, prepared)
+    results = predictor.predict_prepared(
+        prepared, lambda pixels: inference_client.predict(model, pixels)
+    )
     truths, guesses = [], []
     for index, (item, result) in enumerate(zip(prepared, results, strict=True)):
         if "error" in result:
@@ -117,23 +123,18 @@ def draw_uploads(model) -> None:
             guesses.append(result["label"])
     if truths:
         st.subheader("Your own set")
-        matrix = evaluation.confusion_matrix(np.array(truths), np.array(guesses))
+        own = predictor.score_own_set(truths, guesses)
         st.metric(
             "Accuracy on your pictures",
-            f"{evaluation.accuracy(matrix):.0%}",
-            help=f"{int(np.trace(matrix))} of {len(truths)} right",
+            f"{own.accuracy:.0%}",
+            help=f"{own.right} of {own.total} right",
         )
-        # Only the classes that occur, so a handful of pictures is not lost in a 10x10 grid.
-        present = sorted(set(truths) | set(guesses))
         st.plotly_chart(
-            charts.confusion_heatmap(
-                matrix[np.ix_(present, present)], names=[CLASS_NAMES[c] for c in present]
-            ),
-            key=KEY + "own_matrix",
+            charts.confusion_heatmap(own.matrix, names=own.names), key=KEY + "own_matrix"
         )
 
 
-def draw_test_image(model) -> None:
+def draw_test_image(model: ModelRef) -> None:
     ds = ui.dataset()
     st.session_state.setdefault(KEY + "test_index", 0)
     left, right = st.columns([1, 2])
@@ -143,19 +144,17 @@ def draw_test_image(model) -> None:
         index = st.number_input("Test image index", 0, 9_999, key=KEY + "test_index")
         st.image(imaging.enlarge(ds.x_test[index], 8), caption=f"test image #{index}")
     true_label = int(ds.y_test[index])
-    result = predictor.describe(evaluation.predict_probabilities(model, ds.x_test[index])[0])
+    result = predictor.describe(inference_client.predict(model, ds.x_test[index])[0])
     with right:
         draw_prediction(result, true_label, key=KEY + "test_softmax")
 
 
-def draw_confusion(model_key: str, model) -> None:
+def draw_confusion(model: ModelRef) -> None:
     ds = ui.dataset()
-    probabilities = ui.test_probabilities(model_key, model)
-    predictions = probabilities.argmax(axis=1)
-    matrix = evaluation.confusion_matrix(ds.y_test, predictions)
-    st.metric(
-        "Test accuracy", f"{evaluation.accuracy(matrix):.2%}", help="on the 10,000 test images"
-    )
+    probabilities = ui.test_probabilities(model)
+    scores = evaluation.score(probabilities, ds.y_test)
+    matrix = scores.confusion_matrix
+    st.metric("Test accuracy", f"{scores.accuracy:.2%}", help="on the 10,000 test images")
     normalised = st.toggle("Normalise by row (share of each true class)", key=KEY + "normalise")
     event = st.plotly_chart(
         charts.confusion_heatmap(matrix, normalised),
@@ -182,9 +181,8 @@ def draw_confusion(model_key: str, model) -> None:
                 f"- {count} × **{CLASS_NAMES[true]}** taken for **{CLASS_NAMES[predicted]}**"
             )
     if points:
-        true = CLASS_NAMES.index(points[0]["y"])
-        predicted = CLASS_NAMES.index(points[0]["x"])
-        indices = np.flatnonzero((ds.y_test == true) & (predictions == predicted))
+        true, predicted = predictor.confusion_cell(points[0])
+        indices = predictor.cell_images(ds.y_test, scores.predictions, true, predicted)
         st.subheader(
             f"True {CLASS_NAMES[true]}, predicted {CLASS_NAMES[predicted]}: {len(indices)}"
         )
@@ -201,18 +199,18 @@ def draw_confusion(model_key: str, model) -> None:
         st.caption("Click a cell of the matrix to see the test images behind it.")
 
 
-def draw_gallery(model_key: str, model) -> None:
+def draw_gallery(model: ModelRef) -> None:
     ds = ui.dataset()
-    probabilities = ui.test_probabilities(model_key, model)
+    probabilities = ui.test_probabilities(model)
     st.session_state.setdefault(KEY + "gallery_seed", 0)
     left, right = st.columns([3, 1])
     only_wrong = left.toggle("Only mistakes", key=KEY + "only_wrong")
     if right.button("🔀 Reshuffle", key=KEY + "gallery_shuffle"):
         st.session_state[KEY + "gallery_seed"] += 1
     predictions = probabilities.argmax(axis=1)
-    pool = np.flatnonzero(predictions != ds.y_test) if only_wrong else np.arange(len(ds.y_test))
-    rng = np.random.default_rng(st.session_state[KEY + "gallery_seed"])
-    chosen = rng.choice(pool, size=min(24, len(pool)), replace=False)
+    chosen = predictor.gallery_sample(
+        ds.y_test, predictions, only_wrong, st.session_state[KEY + "gallery_seed"]
+    )
     st.image(
         [
             imaging.framed(ds.x_test[i], GREEN if predictions[i] == ds.y_test[i] else RED)
@@ -230,24 +228,35 @@ def draw_gallery(model_key: str, model) -> None:
     )
 
 
+def guarded(draw: Callable[[ModelRef], None], model: ModelRef) -> None:
+    """Draw one tab; a failure of the inference service is one line in that tab."""
+    try:
+        draw(model)
+    except ModelError as error:
+        st.error(f"This model cannot be used: {error}", icon="🚫")
+    except InferenceError as error:
+        st.error(f"No prediction: {error}", icon="🚫")
+
+
 def draw_predict() -> None:
     st.title("🔮 Predict")
+    # The service imports TensorFlow (seconds): start it while the dataset loads.
+    inference_client.warm_up()
     ui.dataset()
     chosen = choose_model()
     if chosen is None:
         return
-    model_key, model = chosen
     uploads, test_image, confusion, gallery = st.tabs(
         ["📤 Your pictures", "🎲 A test image", "🧮 Confusion matrix", "🖼️ Gallery"]
     )
-    with uploads:
-        draw_uploads(model)
-    with test_image:
-        draw_test_image(model)
-    with confusion:
-        draw_confusion(model_key, model)
-    with gallery:
-        draw_gallery(model_key, model)
+    for tab, draw in (
+        (uploads, draw_uploads),
+        (test_image, draw_test_image),
+        (confusion, draw_confusion),
+        (gallery, draw_gallery),
+    ):
+        with tab:
+            guarded(draw, chosen.ref)
 
 
 draw_predict()

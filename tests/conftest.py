@@ -45,7 +45,9 @@ def shipped_run() -> dict:
 
 @pytest.fixture(scope="session")
 def shipped_model(shipped_run: dict):
-    return runs.load_model(shipped_run["run_id"], PROJECT_ROOT / "models")
+    from fmnist.ml.inference import load_run_model
+
+    return load_run_model(shipped_run["run_id"], PROJECT_ROOT / "models")
 
 
 def copy_shipped_runs(destination: Path) -> None:

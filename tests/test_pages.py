@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -38,8 +39,18 @@ def test_home(with_shipped_runs: Path) -> None:
     assert app.title[0].value.endswith("Fashion-MNIST Studio")
     texts = " ".join(s.value for s in app.success) + " ".join(i.value for i in app.info)
     assert "60,000 training and 10,000 test images" in texts
-    assert "Compute:" in texts and "CPU" in texts
     assert "Best:" in texts
+    # The devices are named by the inference service, which may still be
+    # starting on the first run ("detecting…"); a later run shows them.
+    deadline = time.time() + TIMEOUT
+    while "CPU" not in texts and "GPU" not in texts:
+        assert "Compute:** detecting" in texts, texts
+        assert time.time() < deadline, "the devices were never named"
+        time.sleep(0.2)
+        app.run()
+        assert not app.exception
+        texts = " ".join(i.value for i in app.info)
+    assert "Compute:" in texts
 
 
 def test_explore_draws_its_charts_and_inspects_an_image() -> None:
@@ -52,14 +63,17 @@ def test_explore_draws_its_charts_and_inspects_an_image() -> None:
 
 
 def test_explore_does_not_import_tensorflow() -> None:
-    # switch_page before the first run: app.py itself (which imports TensorFlow
-    # to name the devices) never runs, as for a user who opens /Explore directly.
+    # switch_page before the first run: app.py itself never runs, as for a user
+    # who opens /Explore directly. Explore needs no model, so it does not even
+    # start the inference service.
     script = (
         "import sys; from streamlit.testing.v1 import AppTest; "
+        "from fmnist import inference_client; "
         f"app = AppTest.from_file({str(PROJECT_ROOT / 'app.py')!r}, default_timeout=120); "
         "app.switch_page('pages/1_Explore.py'); app.run(); "
         "assert not app.exception, [e.value for e in app.exception]; "
         "assert len(app.get('plotly_chart')) == 6; "
+        "assert inference_client.service_pid() is None; "
         "print('tensorflow' in sys.modules)"
     )
     done = subprocess.run(
@@ -72,6 +86,50 @@ def test_explore_does_not_import_tensorflow() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_home_and_predict_never_import_tensorflow(with_shipped_runs: Path) -> None:
+    # The web server's process: Streamlit clears the Keras session after every
+    # run once Keras is loaded. The models live in the inference service.
+    script = f"""
+import json, sys, time
+from streamlit.testing.v1 import AppTest
+from fmnist import config
+from tests.test_imaging import boot_picture, encode
+
+config.MODELS_DIR = config.Path({str(with_shipped_runs)!r})
+# The first run pays for imports and the dataset, as a server does once at its start.
+AppTest.from_file({str(PROJECT_ROOT / "app.py")!r}, default_timeout=120).run()
+home = AppTest.from_file({str(PROJECT_ROOT / "app.py")!r}, default_timeout=120)
+started = time.perf_counter()
+home.run()
+home_s = time.perf_counter() - started
+assert not home.exception, [e.value for e in home.exception]
+predict = AppTest.from_file({str(PROJECT_ROOT / "app.py")!r}, default_timeout=120)
+predict.switch_page("pages/3_Predict.py")
+predict.run()
+predict.file_uploader(key="predict_uploads").set_value(
+    [("ankle-boot.png", encode(boot_picture(), "PNG"), "image/png")]
+).run()
+assert not predict.exception, [e.value for e in predict.exception]
+accuracy = [m.value for m in predict.metric if m.label == "Test accuracy"]
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
+print(json.dumps({{"home_s": home_s, "accuracy": accuracy, "loaded": loaded}}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["loaded"] == []
+    assert answer["accuracy"] == ["93.57%"]
+    # Home does not wait for the inference service to start (TensorFlow's import).
+    assert answer["home_s"] < 2.0, answer
 
 
 def test_train_page_trains_and_lists_the_run(models_dir: Path) -> None:
@@ -107,6 +165,9 @@ def test_predict_page_with_good_and_broken_uploads(with_shipped_runs: Path) -> N
     assert any(name in " ".join(verdicts) for name in ("Ankle boot", "Sneaker", "Sandal", "Bag"))
     # The file name named its class, so the user's own set is scored.
     assert any(m.label == "Accuracy on your pictures" for m in app.metric)
+    # The other tabs: the test image, and the confusion matrix of the 10,000 test images.
+    assert any("✅" in v or "❌" in v for v in verdicts)
+    assert [m.value for m in app.metric if m.label == "Test accuracy"] == ["93.57%"]
 
 
 def test_predict_page_refuses_a_bad_model_file(with_shipped_runs: Path) -> None:

@@ -7,8 +7,9 @@ import io
 import numpy as np
 from PIL import Image
 
-from fmnist import evaluation, imaging
+from fmnist import imaging
 from fmnist.data import Dataset
+from fmnist.ml.inference import predict_probabilities
 
 SAMPLES = 400
 
@@ -47,9 +48,9 @@ def test_photos_of_test_images_keep_nearly_all_their_accuracy(
     assert all(p.error is None for p in prepared), [p.error for p in prepared if p.error]
     assert all(p.inverted for p in prepared)
     labels = dataset.y_test[indices]
-    direct = evaluation.predict_probabilities(shipped_model, dataset.x_test[indices]).argmax(1)
+    direct = predict_probabilities(shipped_model, dataset.x_test[indices]).argmax(1)
     photos = np.stack([p.pixels for p in prepared])
-    through_photos = evaluation.predict_probabilities(shipped_model, photos).argmax(1)
+    through_photos = predict_probabilities(shipped_model, photos).argmax(1)
     direct_accuracy = (direct == labels).mean()
     photo_accuracy = (through_photos == labels).mean()
     print(f"direct {direct_accuracy:.3f}, through photos {photo_accuracy:.3f}")

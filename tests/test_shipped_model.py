@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fmnist import evaluation
 from fmnist.data import Dataset
+from fmnist.ml.inference import predict_probabilities
 
 
 def test_shipped_run_records_how_it_was_made(shipped_run: dict) -> None:
@@ -17,6 +17,6 @@ def test_shipped_run_records_how_it_was_made(shipped_run: dict) -> None:
 def test_shipped_model_scores_its_recorded_accuracy(
     shipped_run: dict, shipped_model, dataset: Dataset
 ) -> None:
-    probabilities = evaluation.predict_probabilities(shipped_model, dataset.x_test)
+    probabilities = predict_probabilities(shipped_model, dataset.x_test)
     accuracy = (probabilities.argmax(axis=1) == dataset.y_test).mean()
     assert accuracy == pytest.approx(shipped_run["test_accuracy"], abs=0.005)
