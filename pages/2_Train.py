@@ -164,7 +164,7 @@ def status_line(job: JobView) -> str:
         )
     elif job.phase:
         line += f" — {job.phase}…"
-    elif job.message:
+    elif job.message and job.state is not JobState.INTERRUPTED:  # the warning below says it
         line += f" — {job.message}"
     return line
 
