@@ -24,7 +24,7 @@ def _print_json(value: Any) -> None:
 def cmd_info(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
-    from fmnist.training import describe_devices
+    from fmnist.ml.devices import describe_devices
 
     dataset = data.load_dataset()
     info = {
@@ -45,87 +45,82 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_line(progress: Any) -> str:
+def _progress_line(job: Any) -> str:
     width = 30
-    fraction = progress.batch / progress.batches if progress.batches else 0.0
+    fraction = job.batch / job.batches if job.batches else 0.0
     bar = "#" * int(width * fraction) + "-" * (width - int(width * fraction))
-    last = progress.history[-1] if progress.history else {}
-    metrics = "  ".join(
-        f"{key} {last[key]:.4f}"
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy")
-        if key in last
-    )
-    eta = f"ETA {progress.eta:4.0f}s" if progress.eta else ""
-    return (
-        f"\repoch {min(progress.epoch + 1, progress.epochs)}/{progress.epochs} [{bar}] "
-        f"{progress.images_per_second:7.0f} img/s {eta}  {metrics}"
-    )
+    if job.phase:
+        return f"\r{job.phase}...".ljust(100)
+    speed = f"{job.images_per_second:7.0f} img/s" if job.images_per_second else " " * 13
+    eta = f"ETA {job.eta:4.0f}s" if job.eta else ""
+    epoch = min(job.epoch + 1, job.config.epochs)
+    return f"\repoch {epoch}/{job.config.epochs} [{bar}] {speed} {eta}".ljust(100)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from fmnist.training import STOPPED, TrainConfig, TrainingJob
+    from fmnist import runs
+    from fmnist.client import new_token
+    from fmnist.jobs.store import JobStore, Worker
+    from fmnist.jobs.worker import run_job
+    from fmnist.schema import JobState, TrainConfig
 
-    cfg = TrainConfig(
-        network=args.network,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        optimizer=args.optimizer,
-        lr_schedule=args.lr_schedule,
-        validation_split=args.validation_split,
-        seed=args.seed,
-        early_stopping_patience=args.early_stopping,
-        limit=args.limit,
-        mixed_precision=args.mixed_precision,
-        name=args.name,
-        devices=tuple(args.devices.split(",")) if args.devices else (),
-        command="python -m fmnist " + shlex.join(sys.argv[1:]),
+    settings = vars(args) | {
+        "devices": tuple(args.devices.split(",")) if args.devices else (),
+        "command": "python -m fmnist " + shlex.join(sys.argv[1:]),
+    }
+    cfg = TrainConfig.from_settings(settings)
+    # The job goes into the same store as the page's jobs, already claimed by
+    # this process: it shows up on the Train page, and no server worker takes it.
+    store = JobStore()
+    job_id = store.create(cfg, new_token(), source="cli", worker=Worker.this_process())
+    thread = threading.Thread(
+        target=run_job, args=(store, store.get(job_id)), name="training", daemon=True
     )
-    job = TrainingJob(cfg)
-    thread = threading.Thread(target=job.run, daemon=True)
     thread.start()
     show_bar = not args.json and sys.stderr.isatty()
     try:
-        while not job.finished.wait(0.5):
+        while thread.is_alive():
+            thread.join(0.5)
             if show_bar:
-                print(_progress_line(job.snapshot()), end="", file=sys.stderr, flush=True)
+                line = _progress_line(store.get(job_id, with_events=False))
+                print(line, end="", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         # Ctrl-C stops like the page's Stop button: the run is kept, marked stopped.
         print("\nstopping after the current batch...", file=sys.stderr)
-        job.stop()
-        job.finished.wait()
-    progress = job.snapshot()
+        store.request_stop(job_id)
+        thread.join()
+    job = store.get(job_id)
     if show_bar:
         print(file=sys.stderr)
-    if progress.state not in ("done", STOPPED):
-        print(f"training failed: {progress.message}", file=sys.stderr)
+    if job.state not in (JobState.DONE, JobState.STOPPED) or not job.run_id:
+        print(f"training failed: {job.message}", file=sys.stderr)
         return 1
-    from fmnist import runs
-
+    record = runs.read_record(job.run_id)
     result = {
-        "run_id": progress.run_id,
-        "path": str(runs.run_path(progress.run_id)),
+        "run_id": job.run_id,
+        "job_id": job.id,
+        "path": str(runs.run_path(job.run_id)),
         "network": cfg.network,
-        "status": progress.state,
-        "test_accuracy": progress.test_accuracy,
-        "epochs_completed": len(progress.history),
-        "images_per_second": round(progress.images_per_second, 1),
+        "status": job.state.value,
+        "test_accuracy": job.test_accuracy,
+        "epochs_completed": len(job.history),
+        "images_per_second": record["images_per_second"],
     }
     if args.json:
         _print_json(result)
     else:
-        for entry in progress.history:
+        for entry in job.history:
             print(
-                f"epoch {entry['epoch']:3d}  loss {entry['loss']:.4f}  acc {entry['accuracy']:.4f}"
+                f"epoch {entry.epoch:3d}  loss {entry.loss:.4f}  acc {entry.accuracy:.4f}"
                 + (
-                    f"  val_loss {entry['val_loss']:.4f}  val_acc {entry['val_accuracy']:.4f}"
-                    if "val_loss" in entry
+                    f"  val_loss {entry.val_loss:.4f}  val_acc {entry.val_accuracy:.4f}"
+                    if entry.val_loss is not None
                     else ""
                 )
             )
         print(
-            f"{progress.state}: test accuracy {progress.test_accuracy:.4f}, "
-            f"{progress.images_per_second:,.0f} images/s, saved as {result['path']}"
+            f"{job.state.value}: test accuracy {job.test_accuracy:.4f}, "
+            f"{record['images_per_second']:,.0f} images/s on average, saved as {result['path']}"
         )
     return 0
 
@@ -182,7 +177,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fmnist.networks import NETWORKS
-    from fmnist.training import LR_SCHEDULES, OPTIMIZERS, TrainConfig
+    from fmnist.schema import LR_SCHEDULES, OPTIMIZERS, TrainConfig
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m fmnist", description=__doc__)
@@ -201,7 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=defaults.lr_schedule)
     train.add_argument("--validation-split", type=float, default=defaults.validation_split)
     train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE")
+    train.add_argument(
+        "--early-stopping",
+        dest="early_stopping_patience",
+        type=int,
+        default=0,
+        metavar="PATIENCE",
+    )
     train.add_argument("--limit", type=int, default=0, help="train on at most N images")
     train.add_argument("--mixed-precision", action="store_true", help="float16 on GPU")
     train.add_argument("--name", default="")

@@ -5,6 +5,8 @@ Pure numpy so that they are cheap to test and to call from any page.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from fmnist.data import CLASS_NAMES, NUM_CLASSES
@@ -85,3 +87,27 @@ def as_probabilities(outputs: np.ndarray) -> np.ndarray:
         return outputs
     shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A classifier's softmax on labelled pictures, scored."""
+
+    predictions: np.ndarray
+    confusion_matrix: np.ndarray
+    accuracy: float
+    log_loss: float
+
+
+def score(probabilities: np.ndarray, labels: np.ndarray) -> Scores:
+    """Probabilities -> argmax -> confusion matrix -> accuracy and log loss.
+
+    The one way of scoring used by training, the command line and the Predict page.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    predictions = probabilities.argmax(axis=1)
+    matrix = confusion_matrix(labels, predictions)
+    picked = probabilities[np.arange(len(labels)), labels]
+    log_loss = float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0)))) if len(labels) else 0.0
+    return Scores(predictions, matrix, accuracy(matrix), log_loss)

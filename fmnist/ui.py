@@ -18,7 +18,7 @@ from fmnist import data, dataset_stats, imaging, inference_client, runs
 from fmnist.inference_client import InferenceError, ModelInfo, ModelRef, RunModel
 
 if TYPE_CHECKING:
-    from fmnist.training import TrainingManager
+    from fmnist.client import TrainingClient
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +106,14 @@ def _draw_devices(found: list[str]) -> None:
 
 
 @st.cache_resource
-def training_manager() -> TrainingManager:
-    from fmnist.training import TrainingManager
+def training_client() -> TrainingClient:
+    """The job store and, started once per server process, the workers that train."""
+    from fmnist.client import TrainingClient, start_backend
 
-    shared = dataset()
-    # The worker threads get the dataset already loaded: they must not call
-    # Streamlit's cache from outside a script run.
-    return TrainingManager(dataset_loader=lambda: shared)
+    client = TrainingClient()
+    # Kept alive by the cache for the life of the server; the workers end with it.
+    client.backend = start_backend(client.store)
+    return client
 
 
 def run_model(record: dict[str, Any]) -> ModelInfo:
