@@ -153,40 +153,55 @@ def _epoch_line(history: Sequence[dict[str, float]], key: str, **style: Any) -> 
 def training_curves(
     history: Sequence[dict[str, float]], live: Sequence[dict[str, float]] = ()
 ) -> go.Figure:
-    """Loss and accuracy: training points within epochs, and per-epoch values with validation."""
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    """Loss and accuracy: training points within epochs, and per-epoch values with validation.
+
+    Built from plain dicts on two side-by-side axes rather than with
+    make_subplots: the Train page redraws this every second for every viewer,
+    and make_subplots alone costs ~20 ms where this whole figure costs ~4 ms.
+    """
+    traces: list[dict[str, Any]] = []
     for column, metric in enumerate(("loss", "accuracy"), start=1):
+        axes = {"xaxis": f"x{column}", "yaxis": f"y{column}"}
+        legend = {"showlegend": column == 1}
         if live:
-            figure.add_trace(
-                go.Scatter(
-                    x=[p["epoch"] for p in live],
-                    y=[p[metric] for p in live],
-                    mode="lines",
-                    name="training (running)",
-                    line=dict(color=TRAIN_COLOUR, width=1.5),
-                    legendgroup="train",
-                    showlegend=column == 1,
-                ),
-                row=1,
-                col=column,
-            )
+            traces.append(
+                dict(
+                    type="scatter", mode="lines", name="training (running)",
+                    x=[p["epoch"] for p in live], y=[p[metric] for p in live],
+                    line=dict(color=TRAIN_COLOUR, width=1.5), legendgroup="train",
+                    **axes, **legend,
+                )
+            )  # fmt: skip
         for key, colour, name in (
             (metric, TRAIN_COLOUR, "training (epoch)"),
             (f"val_{metric}", VALIDATION_COLOUR, "validation"),
         ):
-            line = _epoch_line(
-                history,
-                key,
-                name=name,
-                line=dict(color=colour, dash="dot" if key == metric else "solid"),
-                legendgroup=name,
-                showlegend=column == 1,
-            )
-            if line:
-                figure.add_trace(line, row=1, col=column)
-    figure.update_xaxes(title_text="epoch", rangemode="tozero")
-    figure.update_layout(height=360, margin=dict(t=40, b=10), legend=dict(orientation="h", y=-0.25))
-    return figure
+            points = [(h["epoch"], h[key]) for h in history if key in h]
+            if points:
+                traces.append(
+                    dict(
+                        type="scatter", mode="lines+markers", name=name,
+                        x=[p[0] for p in points], y=[p[1] for p in points],
+                        line=dict(color=colour, dash="dot" if key == metric else "solid"),
+                        legendgroup=name, **axes, **legend,
+                    )
+                )  # fmt: skip
+    epoch_axis = dict(title=dict(text="epoch"), rangemode="tozero")
+    layout = dict(
+        xaxis1=dict(domain=[0, 0.45], anchor="y1", **epoch_axis),
+        xaxis2=dict(domain=[0.55, 1], anchor="y2", **epoch_axis),
+        yaxis1=dict(anchor="x1"),
+        yaxis2=dict(anchor="x2"),
+        annotations=[
+            dict(text=title, x=x, y=1.0, xref="paper", yref="paper", xanchor="center",
+                 yanchor="bottom", showarrow=False, font=dict(size=16))
+            for title, x in (("loss", 0.225), ("accuracy", 0.775))
+        ],
+        height=360,
+        margin=dict(t=40, b=10),
+        legend=dict(orientation="h", y=-0.25),
+    )  # fmt: skip
+    return go.Figure(data=traces, layout=layout)
 
 
 def runs_overlay(records: Sequence[dict[str, Any]], metric: str) -> go.Figure:
