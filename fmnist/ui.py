@@ -105,12 +105,21 @@ def _draw_devices(found: list[str]) -> None:
     st.info(f"**Compute:** {', '.join(found)}", icon="⚡" if gpu else "🖥️")
 
 
-@st.cache_resource
 def training_client() -> TrainingClient:
-    """The job store and, started once per server process, the workers that train."""
-    from fmnist.client import TrainingClient, start_backend
+    """The job store of the current models folder, with its workers started once."""
+    from fmnist.jobs.store import default_path
 
-    client = TrainingClient()
+    return _training_client(str(default_path()))
+
+
+@st.cache_resource
+def _training_client(store_path: str) -> TrainingClient:
+    # Keyed by the store's path, so a server (or a test) pointed at another
+    # models folder gets that folder's jobs and its own workers.
+    from fmnist.client import TrainingClient, start_backend
+    from fmnist.jobs.store import JobStore
+
+    client = TrainingClient(JobStore(store_path))
     # Kept alive by the cache for the life of the server; the workers end with it.
     client.backend = start_backend(client.store)
     return client

@@ -64,6 +64,25 @@ def token() -> str:
     return st.session_state.setdefault(KEY + "token", new_token())
 
 
+def admin_token() -> str | None:
+    """An operator opens the page once with ?admin=FMNIST_ADMIN_TOKEN; the session keeps it."""
+    if "admin" in st.query_params:
+        st.session_state[KEY + "admin"] = st.query_params.pop("admin")
+    given = st.session_state.get(KEY + "admin")
+    return given if given and ui.training_client().is_admin(given) else None
+
+
+def may_control(job: JobView) -> bool:
+    client = ui.training_client()
+    return client.can_control(job.id, st.session_state.get(KEY + "token")) or bool(admin_token())
+
+
+def control_token(job: JobView) -> str | None:
+    """The token that lets this session act on ``job``: its own, or the operator's."""
+    own = st.session_state.get(KEY + "token")
+    return own if ui.training_client().can_control(job.id, own) else admin_token()
+
+
 def draw_network_picker() -> str:
     st.subheader("1. Choose a network")
     name = st.selectbox(
@@ -231,19 +250,19 @@ def draw_progress(job_id: str) -> None:
 
 def draw_controls(job: JobView) -> None:
     client = ui.training_client()
-    mine = client.can_control(job.id, st.session_state.get(KEY + "token"))
+    mine = may_control(job)
     if job.state in (JobState.QUEUED, JobState.RUNNING) and mine:
         label = "⏹️ Cancel" if job.state is JobState.QUEUED else "⏹️ Stop"
         if st.button(label, key=KEY + "stop", help="Ends after the current step; keeps the run."):
             try:
-                client.stop(job.id, st.session_state.get(KEY + "token"))
+                client.stop(job.id, control_token(job))
             except (NotOwnerError, JobNotFoundError) as error:
                 st.error(str(error), icon="🚫")
             st.rerun(scope="fragment")
     elif job.state is JobState.INTERRUPTED:
         st.warning(f"This training was {job.message}.", icon="⚡")
         if job.resumable and mine and st.button("▶️ Resume", key=KEY + "resume", type="primary"):
-            client.resume(job.id, st.session_state.get(KEY + "token"))
+            client.resume(job.id, control_token(job))
             st.rerun()
     elif job.state.final and st.session_state.get(KEY + "finished_seen") != job.id:
         # The job just ended: rerun the whole page so the runs table shows the new run.
@@ -262,12 +281,32 @@ def draw_controls(job: JobView) -> None:
 
 
 def draw_server_load(own_id: str | None) -> None:
-    running, queued = ui.training_client().server_load(own_id)
+    client = ui.training_client()
+    running, queued = client.server_load(own_id)
     if running or queued:
         parts = [f"{running} training(s) running"] if running else []
         if queued:
             parts.append(f"{queued} waiting")
         st.info("Also on this server: " + ", ".join(parts) + ".", icon="👥")
+    operator = admin_token()
+    if operator and (running or queued):
+        with st.expander("Operator: every active training", expanded=True):
+            for other in client.active_jobs():
+                if other.id == own_id:
+                    continue
+                left, right = st.columns([4, 1])
+                where = (
+                    f"queue #{other.queue_position}"
+                    if other.state is JobState.QUEUED
+                    else f"epoch {other.epoch + 1} of {other.config.epochs}"
+                )
+                left.markdown(
+                    f"`{other.id}` {other.config.network}, {other.state.value}, {where} "
+                    f"({other.source})"
+                )
+                if right.button("⏹️ Stop", key=f"{KEY}admin_stop_{other.id}"):
+                    client.stop(other.id, operator)
+                    st.rerun()
 
 
 def draw_runs() -> None:

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from fmnist.jobs.store import JobStore, Worker
+from fmnist.schema import JobState, TrainConfig
+
 from .conftest import PROJECT_ROOT, copy_shipped_runs
 from .test_imaging import boot_picture, encode
 
@@ -132,13 +135,16 @@ print(json.dumps({{"home_s": home_s, "accuracy": accuracy, "loaded": loaded}}))
     assert answer["home_s"] < 2.0, answer
 
 
-def test_train_page_trains_and_lists_the_run(models_dir: Path) -> None:
+def test_train_page_trains_in_a_worker_and_lists_the_run(models_dir: Path) -> None:
     app = open_page("pages/2_Train.py")
     assert "101,770 parameters" in " ".join(m.value for m in app.markdown)
     app.selectbox(key="train_limit").set_value("2,000")
     app.number_input(key="train_epochs").set_value(1)
     app.button[0].click().run()  # the form's Start button
     assert not app.exception
+    job_id, key = app.query_params["job"], app.query_params["key"]
+    job = JobStore().get(job_id)
+    assert job is not None and job.config.limit == 2000 and job.config.epochs == 1
     deadline = time.time() + TIMEOUT
     while time.time() < deadline:
         app.run()
@@ -149,7 +155,35 @@ def test_train_page_trains_and_lists_the_run(models_dir: Path) -> None:
     app.run()
     assert len(list(models_dir.glob("*/run.json"))) == 1
     assert app.dataframe, "the runs table is missing"
-    assert list(app.dataframe[0].value["network"]) == ["mlp"]
+    assert list(app.dataframe[1].value["network"]) == ["mlp"]  # [0] is the layer table
+    assert JobStore().owns(job_id, key)
+
+
+def test_only_the_operator_sees_and_stops_other_peoples_jobs(
+    models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FMNIST_ADMIN_TOKEN", "operator-secret")
+    store = JobStore()
+    # Somebody else's training, running in a process that is alive (this one).
+    job_id = store.create(TrainConfig(network="cnn", epochs=3), "their-secret")
+    store.claim_next(Worker.this_process(), job_id)
+
+    visitor = open_page("pages/2_Train.py")
+    assert any("1 training(s) running" in i.value for i in visitor.info)
+    assert not visitor.expander or "Operator" not in str([e.label for e in visitor.expander])
+    visitor.query_params["job"] = job_id  # the job id without its key
+    visitor.run()
+    assert not [b for b in visitor.button if "Stop" in b.label]
+
+    operator = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=TIMEOUT)
+    operator.switch_page("pages/2_Train.py")
+    operator.query_params["admin"] = "operator-secret"
+    operator.run()
+    assert not operator.exception, [e.value for e in operator.exception]
+    stop = next(b for b in operator.button if b.key == f"train_admin_stop_{job_id}")
+    stop.click().run()
+    assert store.get(job_id).state is JobState.STOPPING
+    assert "admin" not in operator.query_params  # the secret does not stay in the URL
 
 
 def test_predict_page_with_good_and_broken_uploads(with_shipped_runs: Path) -> None:

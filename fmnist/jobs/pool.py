@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+from fmnist import config
 from fmnist.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,12 @@ def describe_exit(returncode: int) -> str:
 class LocalPool:
     """``workers`` training processes on this machine, restarted when they die."""
 
-    def __init__(self, store: JobStore, workers: int | None = None) -> None:
+    def __init__(
+        self, store: JobStore, workers: int | None = None, models_dir: Path | None = None
+    ) -> None:
         self.store = store
+        # Workers save runs here: the folder of the server that started them.
+        self.models_dir = models_dir or config.MODELS_DIR
         self.size = workers if workers is not None else default_worker_count()
         self._processes: list[subprocess.Popen | None] = [None] * self.size
         self._restarts: list[float] = []
@@ -104,7 +109,11 @@ class LocalPool:
                         process.kill()
 
     def _spawn(self) -> subprocess.Popen:
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        env = {
+            **os.environ,
+            "FMNIST_MODELS_DIR": str(self.models_dir),
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        }
         return subprocess.Popen(
             [
                 sys.executable, "-m", "fmnist.jobs.worker",
