@@ -281,7 +281,8 @@ def bench_predict_latency() -> dict:
 
     from fmnist import evaluation
     from fmnist.data import load_dataset
-    from fmnist.networks import build_model
+    from fmnist.ml.inference import predict_probabilities
+    from fmnist.ml.networks import build_model
 
     picture = load_dataset(allow_download=False).x_test[:1]
     model = build_model("cnn")
@@ -296,13 +297,13 @@ def bench_predict_latency() -> dict:
             samples.append((time.perf_counter() - started) * 1000)
         return statistics.median(samples)
 
-    ours = median_ms(lambda: evaluation.predict_probabilities(model, picture), 300)
+    ours = median_ms(lambda: predict_probabilities(model, picture), 300)
     inputs = evaluation.to_model_input(picture)
     keras_predict = median_ms(lambda: model.predict(inputs, verbose=0), 100)
     batch = load_dataset(allow_download=False).x_test[:16]
-    sixteen = median_ms(lambda: evaluation.predict_probabilities(model, batch), 100)
+    sixteen = median_ms(lambda: predict_probabilities(model, batch), 100)
     np.testing.assert_allclose(
-        evaluation.predict_probabilities(model, picture),
+        predict_probabilities(model, picture),
         model.predict(inputs, verbose=0),
         rtol=1e-4,
         atol=1e-6,
