@@ -84,11 +84,15 @@ class LocalPool:
     def start(self) -> LocalPool:
         # Jobs whose processes died with an earlier server are interrupted, not lost.
         self.store.sweep_dead_workers()
-        with self._lock:
-            for slot in range(self.size):
-                self._processes[slot] = self._spawn()
-        self._thread = threading.Thread(target=self._supervise, name="worker-pool", daemon=True)
+        spawned = threading.Event()
+        # Workers are started from the supervisor's own long-lived thread: Linux
+        # ties a child's "die with the parent" signal to the thread that forked
+        # it, and Streamlit's script threads end after every run.
+        self._thread = threading.Thread(
+            target=self._supervise, args=(spawned,), name="worker-pool", daemon=True
+        )
         self._thread.start()
+        spawned.wait()
         return self
 
     def pids(self) -> list[int]:
@@ -123,7 +127,11 @@ class LocalPool:
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
 
-    def _supervise(self) -> None:
+    def _supervise(self, spawned: threading.Event) -> None:
+        with self._lock:
+            for slot in range(self.size):
+                self._processes[slot] = self._spawn()
+        spawned.set()
         last_sweep = 0.0
         while not self._closed.wait(SUPERVISE_SECONDS):
             try:
