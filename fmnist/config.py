@@ -20,9 +20,6 @@ DEBIAN_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 # Where keras.datasets.fashion_mnist.load_data() keeps its download.
 KERAS_CACHE_DIR = Path.home() / ".keras" / "datasets" / "fashion-mnist"
 
-# How many trainings may run at the same time in one server process.
-MAX_CONCURRENT_TRAININGS = int(os.environ.get("FMNIST_MAX_CONCURRENT_TRAININGS", "1"))
-
 # Uploads: bytes per file and decoded pixels per image. Pillow's own default
 # pixel limit (about 89 million) lets a "decompression bomb" use gigabytes of
 # memory; a phone photo has 12 to 24 million pixels, so 40 million is plenty.
