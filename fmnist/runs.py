@@ -13,6 +13,7 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,10 +61,10 @@ def run_path(run_id: str, models_dir: Path | str | None = None) -> Path:
     return path
 
 
-def save_run(
-    model: keras.Model, record: dict[str, Any], models_dir: Path | str | None = None
+def _save_atomically(
+    record: dict[str, Any], write_model: Callable[[Path], object], models_dir: Path | str | None
 ) -> Path:
-    """Write model.keras and run.json atomically; return the run's folder."""
+    """Write a run through ``write_model`` into a hidden folder, then rename it into place."""
     root = _root(models_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = run_path(record["run_id"], root)
@@ -72,7 +73,7 @@ def save_run(
     temporary = root / f".tmp-{record['run_id']}-{uuid.uuid4().hex[:8]}"
     temporary.mkdir()
     try:
-        model.save(temporary / MODEL_FILE)
+        write_model(temporary / MODEL_FILE)
         (temporary / RECORD_FILE).write_text(json.dumps(record, indent=1))
         # A rename within one file system is atomic: readers see all or nothing.
         temporary.rename(final)
@@ -80,6 +81,27 @@ def save_run(
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return final
+
+
+def save_run(
+    model: keras.Model, record: dict[str, Any], models_dir: Path | str | None = None
+) -> Path:
+    """Write model.keras and run.json atomically; return the run's folder."""
+    return _save_atomically(record, model.save, models_dir)
+
+
+def save_run_files(
+    model_bytes: bytes, record: dict[str, Any], models_dir: Path | str | None = None
+) -> Path:
+    """Like save_run, for a model trained elsewhere whose .keras file arrives as bytes.
+
+    The Ray backend's dispatcher saves with this: the web server never imports
+    Keras, and worker machines need no disk shared with it.
+    """
+    # A .keras file is a zip archive: refuse anything else before it becomes a run.
+    if not model_bytes.startswith(b"PK\x03\x04"):
+        raise RunError("the trained model did not arrive as a .keras file")
+    return _save_atomically(record, lambda path: path.write_bytes(model_bytes), models_dir)
 
 
 def read_record(run_id: str, models_dir: Path | str | None = None) -> dict[str, Any]:
