@@ -140,14 +140,23 @@ def pca_scatter(
     return figure
 
 
-def _epoch_line(history: Sequence[dict[str, float]], key: str, **style: Any) -> go.Scatter | None:
-    """One metric per epoch as a line with markers, or None when no epoch has it."""
-    points = [(h["epoch"], h[key]) for h in history if key in h]
-    if not points:
-        return None
-    return go.Scatter(
-        x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers", **style
-    )
+def _epoch_panels(titles: tuple[str, str], height: int, legend_y: float) -> dict[str, Any]:
+    """Two side-by-side panels over epochs, as plain layout (cheaper than make_subplots)."""
+    epoch_axis = dict(title=dict(text="epoch"), rangemode="tozero")
+    return dict(
+        xaxis1=dict(domain=[0, 0.45], anchor="y1", **epoch_axis),
+        xaxis2=dict(domain=[0.55, 1], anchor="y2", **epoch_axis),
+        yaxis1=dict(anchor="x1"),
+        yaxis2=dict(anchor="x2"),
+        annotations=[
+            dict(text=title, x=x, y=1.0, xref="paper", yref="paper", xanchor="center",
+                 yanchor="bottom", showarrow=False, font=dict(size=16))
+            for title, x in zip(titles, (0.225, 0.775), strict=True)
+        ],
+        height=height,
+        margin=dict(t=40, b=10),
+        legend=dict(orientation="h", y=legend_y),
+    )  # fmt: skip
 
 
 def training_curves(
@@ -186,44 +195,30 @@ def training_curves(
                         legendgroup=name, **axes, **legend,
                     )
                 )  # fmt: skip
-    epoch_axis = dict(title=dict(text="epoch"), rangemode="tozero")
-    layout = dict(
-        xaxis1=dict(domain=[0, 0.45], anchor="y1", **epoch_axis),
-        xaxis2=dict(domain=[0.55, 1], anchor="y2", **epoch_axis),
-        yaxis1=dict(anchor="x1"),
-        yaxis2=dict(anchor="x2"),
-        annotations=[
-            dict(text=title, x=x, y=1.0, xref="paper", yref="paper", xanchor="center",
-                 yanchor="bottom", showarrow=False, font=dict(size=16))
-            for title, x in (("loss", 0.225), ("accuracy", 0.775))
-        ],
-        height=360,
-        margin=dict(t=40, b=10),
-        legend=dict(orientation="h", y=-0.25),
-    )  # fmt: skip
-    return go.Figure(data=traces, layout=layout)
+    return go.Figure(data=traces, layout=_epoch_panels(("loss", "accuracy"), 360, -0.25))
 
 
-def runs_overlay(records: Sequence[dict[str, Any]], metric: str) -> go.Figure:
-    """The per-epoch curve of one metric for several runs, to compare them."""
-    figure = go.Figure()
-    for index, record in enumerate(records):
-        line = _epoch_line(
-            record.get("history", []),
-            metric,
-            name=record["run_id"],
-            line=dict(color=colors.qualitative.Plotly[index % 10]),
-        )
-        if line:
-            figure.add_trace(line)
-    figure.update_layout(
-        xaxis_title="epoch",
-        yaxis_title=metric,
-        height=360,
-        margin=dict(t=20, b=10),
-        legend=dict(orientation="h", y=-0.3),
-    )
-    return figure
+def runs_comparison(records: Sequence[dict[str, Any]], labels: Sequence[str]) -> go.Figure:
+    """Accuracy and loss per epoch of several runs: validation solid, training dotted."""
+    traces: list[dict[str, Any]] = []
+    for index, (record, label) in enumerate(zip(records, labels, strict=True)):
+        colour = colors.qualitative.Plotly[index % 10]
+        history = record.get("history", [])
+        for column, metric in enumerate(("accuracy", "loss"), start=1):
+            for key, dash, part in ((f"val_{metric}", "solid", "validation"),
+                                    (metric, "dot", "training")):  # fmt: skip
+                points = [(h["epoch"], h[key]) for h in history if key in h]
+                if points:
+                    traces.append(
+                        dict(
+                            type="scatter", mode="lines+markers",
+                            name=f"{label} ({part})",
+                            x=[p[0] for p in points], y=[p[1] for p in points],
+                            line=dict(color=colour, dash=dash), legendgroup=label,
+                            showlegend=column == 1, xaxis=f"x{column}", yaxis=f"y{column}",
+                        )
+                    )  # fmt: skip
+    return go.Figure(data=traces, layout=_epoch_panels(("accuracy", "loss"), 400, -0.2))
 
 
 def confusion_heatmap(

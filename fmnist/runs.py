@@ -167,7 +167,18 @@ def delete_run(run_id: str, models_dir: Path | str | None = None) -> None:
     path = run_path(run_id, models_dir)
     if not path.is_dir():
         raise RunError(f"no run named {run_id!r}")
+    # The run that ships with the app keeps Predict working on a fresh install.
+    if read_record(run_id, models_dir).get("shipped"):
+        raise RunError(f"{run_id} ships with the app and cannot be deleted")
     # Hide it first (atomic), then remove: a listing never sees half a run.
     hidden = path.with_name(f".deleted-{run_id}-{uuid.uuid4().hex[:8]}")
     path.rename(hidden)
     shutil.rmtree(hidden, ignore_errors=True)
+
+
+def short_label(record: dict[str, Any]) -> str:
+    """A name people can read: the run's name, or its network and when it finished."""
+    finished = str(record.get("finished_at", ""))
+    when = finished[5:16].replace("T", " ") if len(finished) >= 16 else record["run_id"][-4:]
+    name = record.get("name") or ""
+    return f"{name} ({record['network']})" if name else f"{record['network']} · {when}"

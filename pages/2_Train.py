@@ -309,66 +309,109 @@ def draw_server_load(own_id: str | None) -> None:
                     st.rerun()
 
 
+def run_rows(records: list[dict]) -> list[dict]:
+    rows = []
+    for r in records:
+        config = r.get("config", {})
+        rows.append(
+            {
+                "run": runs.short_label(r),
+                "network": r["network"],
+                "status": r.get("status", ""),
+                "epochs": r.get("epochs_completed"),
+                "test accuracy": r.get("test_accuracy"),
+                "learning rate": config.get("learning_rate"),
+                "batch": config.get("batch_size"),
+                "optimizer": ", ".join(
+                    filter(None, (config.get("optimizer"), config.get("lr_schedule")))
+                ),
+                "images": r.get("train_images"),
+                "seed": config.get("seed"),
+                "images/s": round(r.get("images_per_second") or 0),
+            }
+        )
+    return rows
+
+
+def delete_runs(chosen: tuple[tuple[str, str], ...]) -> None:
+    """The Delete button's callback: exactly the runs (id, label) ticked when it was pressed."""
+    deleted, errors = [], []
+    for run_id, label in chosen:
+        try:
+            runs.delete_run(run_id)
+            deleted.append(label)
+        except runs.RunError as error:
+            errors.append(str(error))
+    # A new table widget: the old ticks must not land on the rows that move up.
+    st.session_state[KEY + "table_version"] = st.session_state.get(KEY + "table_version", 0) + 1
+    st.session_state[KEY + "delete_report"] = (deleted, errors)
+
+
+def draw_delete_report() -> None:
+    deleted, errors = st.session_state.pop(KEY + "delete_report", ([], []))
+    if deleted:
+        st.success(f"Deleted {len(deleted)} run(s): {', '.join(deleted)}.", icon="🗑️")
+    for error in errors:
+        st.error(f"Not deleted: {error}.", icon="🚫")
+
+
 def draw_runs() -> None:
     st.subheader("Saved runs")
+    draw_delete_report()
     records = ui.list_runs()
     if not records:
         st.info("No saved runs yet: your first training will appear here.")
         return
-    rows = [
-        {
-            "run": r["run_id"],
-            "network": r["network"],
-            "status": r.get("status", ""),
-            "epochs": r.get("epochs_completed"),
-            "test accuracy": r.get("test_accuracy"),
-            "parameters": r.get("parameters"),
-            "train time (s)": r.get("train_seconds"),
-            "images/s": round(r.get("images_per_second") or 0),
-            "device": r.get("device", ""),
-            "finished": r.get("finished_at", ""),
-        }
-        for r in records
-    ]
     event = st.dataframe(
-        rows,
-        key=KEY + "runs_table",
+        run_rows(records),
+        key=f"{KEY}runs_table_{st.session_state.get(KEY + 'table_version', 0)}",
         on_select="rerun",
         selection_mode="multi-row",
         hide_index=True,
+        width="stretch",
         column_config={
+            "run": st.column_config.TextColumn("run", pinned=True),
             "test accuracy": st.column_config.ProgressColumn(
-                "test accuracy", format="percent", min_value=0.0, max_value=1.0
+                "test acc.", format="percent", min_value=0.0, max_value=1.0, width="small"
             ),
-            "parameters": st.column_config.NumberColumn(format="localized"),
+            "learning rate": st.column_config.NumberColumn("lr", format="%g", width="small"),
+            "images": st.column_config.NumberColumn(format="localized", width="small"),
+            "images/s": st.column_config.NumberColumn(format="localized", width="small"),
+            "epochs": st.column_config.NumberColumn(width="small"),
+            "batch": st.column_config.NumberColumn(width="small"),
+            "seed": st.column_config.NumberColumn(width="small"),
         },
     )
     selected = [records[i] for i in event.selection.rows if i < len(records)] if event else []
     if not selected:
-        st.caption("Select rows to overlay their curves, download or delete them.")
+        st.caption("Tick runs to compare their curves, download or delete them.")
         return
-    left, right = st.columns(2)
-    left.plotly_chart(charts.runs_overlay(selected, "val_accuracy"), key=KEY + "overlay_acc")
-    right.plotly_chart(charts.runs_overlay(selected, "val_loss"), key=KEY + "overlay_loss")
-    columns = st.columns(len(selected) + 1)
-    for column, record in zip(columns, selected, strict=False):
+    labels = [runs.short_label(r) for r in selected]
+    st.plotly_chart(charts.runs_comparison(selected, labels), key=KEY + "comparison")
+    columns = st.columns(min(len(selected), 3) + 1)
+    for index, (record, label) in enumerate(zip(selected, labels, strict=True)):
         path = runs.run_path(record["run_id"]) / runs.MODEL_FILE
-        column.download_button(
-            f"⬇️ {record['run_id'][:24]}….keras",
+        columns[index % (len(columns) - 1)].download_button(
+            f"⬇️ {label}",
             data=path.read_bytes(),
             file_name=f"{record['run_id']}.keras",
             mime="application/octet-stream",
+            help=f"{record['run_id']}.keras",
             key=KEY + "download_" + record["run_id"],
         )
-    with columns[-1].popover("🗑️ Delete selected"):
-        st.write(f"Delete {len(selected)} run(s)? This cannot be undone.")
-        if st.button("Yes, delete", type="primary", key=KEY + "confirm_delete"):
-            for record in selected:
-                try:
-                    runs.delete_run(record["run_id"])
-                except runs.RunError as error:
-                    st.error(str(error))
-            st.rerun()
+    deletable = [r for r in selected if not r.get("shipped")]
+    with columns[-1].popover("🗑️ Delete", disabled=not deletable):
+        names = ", ".join(runs.short_label(r) for r in deletable)
+        st.write(f"Delete {len(deletable)} run(s): {names}? This cannot be undone.")
+        if len(deletable) < len(selected):
+            st.caption("The run that ships with the app is kept.")
+        st.button(
+            "Yes, delete",
+            type="primary",
+            key=KEY + "confirm_delete",
+            on_click=delete_runs,
+            args=(tuple((r["run_id"], runs.short_label(r)) for r in deletable),),
+        )
 
 
 def draw_train() -> None:

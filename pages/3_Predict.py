@@ -21,6 +21,12 @@ GREEN, RED = (44, 160, 44), (214, 39, 40)
 def choose_model() -> ModelInfo | None:
     """The chosen run or imported file, loaded in the service, or None with a message shown."""
     records = runs.by_accuracy(ui.list_runs())
+    # "Try it on your own pictures" after a training links here with ?run=<the new run>.
+    wanted = st.query_params.pop("run", None)
+    chosen = next((r for r in records if r["run_id"] == wanted), None)
+    if chosen is not None:
+        st.session_state[KEY + "source"] = "A saved run"
+        st.session_state[KEY + "run"] = chosen
     source = st.radio(
         "Model", ["A saved run", "Import a .keras file"], horizontal=True, key=KEY + "source"
     )

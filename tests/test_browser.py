@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -408,3 +409,69 @@ def test_kill_9_of_the_server_keeps_queued_jobs_and_resumes_the_running_one(
     for folder in models.iterdir():
         if not folder.name.startswith("."):
             assert (folder / "run.json").is_file() and (folder / "model.keras").is_file()
+
+
+def demo_run(models: Path, suffix: str, minute: int) -> str:
+    """A copy of the shipped run under another name, as if someone had trained it."""
+    shipped = next(f for f in models.iterdir() if f.is_dir() and not f.name.startswith("."))
+    run_id = f"20261123-10{minute:02d}00-cnn-bn-demo-{suffix}"
+    shutil.copytree(shipped, models / run_id)
+    record = json.loads((models / run_id / "run.json").read_text())
+    record.update(name=f"demo {suffix}", finished_at=f"2026-11-23T10:{minute:02d}:00")
+    record.pop("shipped", None)
+    (models / run_id / "run.json").write_text(json.dumps(record))
+    return run_id
+
+
+def tick_row(page: Page, row: int) -> None:
+    """Tick a row of the runs table (a canvas grid: rows are 35 px under a 35 px header)."""
+    grid = page.get_by_test_id("stDataFrame").filter(has_text="images/s")
+    expect(grid).to_be_visible()
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 18, box["y"] + 35 * row + 17)
+    wait_until_idle(page)
+
+
+def test_delete_acts_on_the_ticked_runs_only_and_keeps_the_shipped_one(
+    page: Page, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    copy_shipped_runs(models)
+    older, newer = demo_run(models, "a", 1), demo_run(models, "b", 2)
+    log_name = "streamlit-server-delete"
+    (OUTPUT_DIR / f"{log_name}.log").unlink(missing_ok=True)
+    server = start_server(models, log_name)
+    try:
+        open_page(page, server.url, "/Train", "🏋️ Train a network")
+        # Newest first: demo b, demo a, then the shipped run.
+        tick_row(page, 1)
+        page.get_by_role("button", name="🗑️ Delete").click()
+        expect(page.get_by_text("Delete 1 run(s): demo b (cnn-bn)?")).to_be_visible()
+        page.get_by_role("button", name="Yes, delete").click()
+        wait_until_idle(page)
+        expect(page.get_by_text("Deleted 1 run(s): demo b (cnn-bn).")).to_be_visible()
+        assert not (models / newer).exists() and (models / older).exists()
+        # The tick did not move to the row that took its place.
+        expect(page.get_by_text("Tick runs to compare")).to_be_visible()
+        expect(page.get_by_role("button", name="🗑️ Delete")).to_have_count(0)
+
+        # Now the last row (the shipped run) and the one above it.
+        tick_row(page, 2)
+        expect(page.get_by_role("button", name="🗑️ Delete")).to_be_disabled()
+        tick_row(page, 1)
+        page.get_by_role("button", name="🗑️ Delete").click()
+        expect(page.get_by_text("The run that ships with the app is kept.")).to_be_visible()
+        page.get_by_role("button", name="Yes, delete").click()
+        wait_until_idle(page)
+        expect(page.get_by_text("Deleted 1 run(s): demo a (cnn-bn).")).to_be_visible()
+        assert not (models / older).exists()
+        assert [f.name for f in models.iterdir() if not f.name.startswith(".")] == [
+            f.name for f in (PROJECT_ROOT / "models").iterdir() if f.is_dir()
+        ]
+        assert_no_exception(page)
+        screenshot(page, "train-after-delete")
+    finally:
+        stop_server(server, log_name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -212,3 +213,21 @@ def test_predict_page_refuses_a_bad_model_file(with_shipped_runs: Path) -> None:
     ).run()
     assert not app.exception
     assert any("not a .keras file" in e.value for e in app.error)
+
+
+def test_predict_opens_on_the_run_it_was_sent_to(with_shipped_runs: Path) -> None:
+    # "Try it on your own pictures" after a training links to Predict with ?run=...
+    shipped = next(p for p in with_shipped_runs.iterdir() if p.is_dir())
+    weaker = with_shipped_runs / "20261123-100000-mlp-just-trained"
+    shutil.copytree(shipped, weaker)
+    record = json.loads((weaker / "run.json").read_text())
+    record.update(test_accuracy=0.5, network="cnn-bn", shipped=False)
+    (weaker / "run.json").write_text(json.dumps(record))
+    plain = open_page("pages/3_Predict.py")
+    assert plain.selectbox(key="predict_run").value["run_id"] == shipped.name  # best first
+    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=TIMEOUT)
+    app.switch_page("pages/3_Predict.py")
+    app.query_params["run"] = weaker.name
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.selectbox(key="predict_run").value["run_id"] == weaker.name

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fmnist import runs
-from fmnist.networks import build_model
+from fmnist.ml.networks import build_model
 
 
 def record(run_id: str, accuracy: float = 0.5) -> dict:
@@ -67,3 +67,18 @@ def test_user_names_become_safe_slugs() -> None:
 def test_runs_ranked_by_accuracy_leave_out_unscored_ones() -> None:
     records = [record("a", 0.8), {**record("b"), "test_accuracy": None}, record("c", 0.9)]
     assert [r["run_id"] for r in runs.by_accuracy(records)] == ["c", "a"]
+
+
+def test_the_shipped_run_cannot_be_deleted(models_dir: Path) -> None:
+    runs.save_run(build_model("mlp"), {**record("shipped-one"), "shipped": True}, models_dir)
+    runs.save_run(build_model("mlp"), record("mine"), models_dir)
+    with pytest.raises(runs.RunError, match="ships with the app and cannot be deleted"):
+        runs.delete_run("shipped-one", models_dir)
+    runs.delete_run("mine", models_dir)
+    assert [r["run_id"] for r in runs.list_runs(models_dir)[0]] == ["shipped-one"]
+
+
+def test_short_labels_use_the_name_or_the_network_and_time() -> None:
+    named = {"run_id": "x", "name": "demo", "network": "cnn", "finished_at": "2026-11-23T10:02:03"}
+    assert runs.short_label(named) == "demo (cnn)"
+    assert runs.short_label({**named, "name": ""}) == "cnn · 11-23 10:02"
