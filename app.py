@@ -12,8 +12,9 @@ def draw_home() -> None:
     st.title("👕 Fashion-MNIST Studio")
     st.markdown(
         "Explore the **Fashion-MNIST** dataset (70,000 grey 28×28 pictures of clothes in "
-        "10 classes), **train** a neural network on it in your browser while you watch it "
-        "learn, then **upload your own pictures** and see what the network thinks they are."
+        "10 classes), **train** a neural network on it and watch it learn, live, from your "
+        "browser (the training runs on this server, on its GPU when it has one), then "
+        "**upload your own pictures** and see what the network thinks they are."
     )
     st.markdown(
         "1. **Explore** the images, their classes and statistics.\n"

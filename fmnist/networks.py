@@ -45,7 +45,7 @@ NETWORKS: dict[str, Network] = {
         Network(
             "mlp",
             "Flatten, Dense 128 ReLU, Dense 10 softmax.",
-            "the TensorFlow beginners' tutorial network",
+            "the TensorFlow tutorial network",
             reference_epochs=10,
         ),
         Network(

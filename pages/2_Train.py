@@ -84,7 +84,6 @@ def control_token(job: JobView) -> str | None:
 
 
 def draw_network_picker() -> str:
-    st.subheader("1. Choose a network")
     name = st.selectbox(
         "Network",
         list(NETWORKS),
@@ -92,40 +91,28 @@ def draw_network_picker() -> str:
         key=KEY + "network",
     )
     network = NETWORKS[name]
-    st.markdown(f"{network.description}  \n**{network.parameters:,} parameters**")
-    with st.expander("Layers: output shapes and parameters"):
+    st.caption(f"{network.description} **{network.parameters:,} parameters.**")
+    return name
+
+
+def draw_layers(name: str) -> None:
+    with st.expander(f"Layers of {name}"):
         st.dataframe(
-            network.layers,
+            NETWORKS[name].layers,
             hide_index=True,
             width="stretch",
             column_config={"parameters": st.column_config.NumberColumn(format="localized")},
         )
-    return name
 
 
 def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
-    st.subheader("2. Hyper-parameters")
     with st.form(KEY + "form", border=True):
+        # The settings people change most come first, so that Start stays in view
+        # on a laptop screen; the rest wait in "More settings".
         left, right = st.columns(2)
         settings = {
             "network": name,
             "epochs": left.number_input("Epochs", 1, 200, key=KEY + "epochs"),
-            "batch_size": right.selectbox(
-                "Batch size", [16, 32, 64, 128, 256, 512], key=KEY + "batch"
-            ),
-            "learning_rate": left.select_slider(
-                "Learning rate",
-                [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1],
-                key=KEY + "lr",
-            ),
-            "optimizer": right.selectbox("Optimizer", OPTIMIZERS, key=KEY + "optimizer"),
-            "lr_schedule": left.selectbox(
-                "Learning-rate schedule",
-                LR_SCHEDULES,
-                key=KEY + "lr_schedule",
-                help="cosine: the rate falls smoothly to 1% by the last batch; "
-                "the final epochs settle instead of jumping around.",
-            ),
             "limit": LIMITS[
                 right.selectbox(
                     "Training images",
@@ -134,26 +121,46 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
                     help="Fewer images train faster: good for a quick demo.",
                 )
             ],
-            "validation_split": left.slider(
-                "Validation split", 0.0, 0.3, step=0.05, key=KEY + "val_split"
+            "learning_rate": left.select_slider(
+                "Learning rate",
+                [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1],
+                key=KEY + "lr",
             ),
-            "seed": right.number_input("Random seed", 0, 2**31 - 1, key=KEY + "seed"),
-            "early_stopping_patience": left.number_input(
-                "Early stopping patience (0 = off)",
-                0,
-                50,
-                key=KEY + "patience",
-                help="Stop when val_loss has not improved for this many epochs, "
-                "and keep the best weights.",
+            "batch_size": right.selectbox(
+                "Batch size", [16, 32, 64, 128, 256, 512], key=KEY + "batch"
             ),
-            "name": right.text_input("Run name (optional)", max_chars=40, key=KEY + "name"),
-            "mixed_precision": left.checkbox(
-                "Mixed precision",
-                disabled=not has_gpu,
-                key=KEY + "mixed",
-                help="float16 arithmetic: faster on recent GPUs; not available on CPU.",
+            "optimizer": left.selectbox("Optimizer", OPTIMIZERS, key=KEY + "optimizer"),
+            "lr_schedule": right.selectbox(
+                "Schedule",
+                LR_SCHEDULES,
+                key=KEY + "lr_schedule",
+                help="How the learning rate changes. cosine: it falls smoothly to 1% by the "
+                "last batch, so the final epochs settle instead of jumping around.",
             ),
         }
+        with st.expander("More settings"):
+            left, right = st.columns(2)
+            settings |= {
+                "validation_split": left.slider(
+                    "Validation split", 0.0, 0.3, step=0.05, key=KEY + "val_split"
+                ),
+                "seed": right.number_input("Random seed", 0, 2**31 - 1, key=KEY + "seed"),
+                "early_stopping_patience": left.number_input(
+                    "Early stopping patience",
+                    0,
+                    50,
+                    key=KEY + "patience",
+                    help="0 = off. Stop when val_loss has not improved for this many "
+                    "epochs, and keep the best weights.",
+                ),
+                "name": right.text_input("Run name", max_chars=40, key=KEY + "name"),
+                "mixed_precision": left.checkbox(
+                    "Mixed precision",
+                    disabled=not has_gpu,
+                    key=KEY + "mixed",
+                    help="float16 arithmetic: faster on recent GPUs; not available on CPU.",
+                ),
+            }
         started = st.form_submit_button(
             "▶️ Start training", type="primary", disabled=job_active, width="stretch"
         )
@@ -428,6 +435,7 @@ def draw_train() -> None:
     with settings:
         name = draw_network_picker()
         draw_settings(name, job_active, has_gpu)
+        draw_layers(name)
     with live:
         draw_server_load(job.id if job else None)
         if job is None:

@@ -272,7 +272,7 @@ def start_training(page: Page, network: str, images: str, epochs: int) -> str:
 
 
 NETWORK_OPTIONS = [
-    "mlp — the TensorFlow beginners' tutorial network",
+    "mlp — the TensorFlow tutorial network",
     "mlp-2 — a deeper two-layer perceptron",
     "cnn — a classic two-convolution CNN",
     "cnn-bn — Fashion-MNIST Studio's own CNN",

@@ -138,7 +138,7 @@ print(json.dumps({{"home_s": home_s, "accuracy": accuracy, "loaded": loaded}}))
 
 def test_train_page_trains_in_a_worker_and_lists_the_run(models_dir: Path) -> None:
     app = open_page("pages/2_Train.py")
-    assert "101,770 parameters" in " ".join(m.value for m in app.markdown)
+    assert "101,770 parameters" in " ".join(c.value for c in app.caption)
     app.selectbox(key="train_limit").set_value("2,000")
     app.number_input(key="train_epochs").set_value(1)
     app.button[0].click().run()  # the form's Start button
