@@ -69,3 +69,31 @@ def write_idx(
 @pytest.fixture
 def small_images() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
+
+
+# -- Chromium for the browser tests (pytest-playwright's fixtures, pointed at Debian's) ------
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM}: run `make test`, or set CHROMIUM_PATH"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}}

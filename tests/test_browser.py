@@ -9,14 +9,11 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -26,102 +23,20 @@ from fmnist.data import Dataset
 from fmnist.jobs.store import JobStore, process_alive
 from fmnist.schema import JobState, TrainConfig
 
+from .browser_support import (
+    TRAINING_TIMEOUT_MS,
+    Server,
+    assert_no_exception,
+    open_page,
+    screenshot,
+    start_server,
+    stop_server,
+    wait_until_idle,
+)
 from .conftest import OUTPUT_DIR, PROJECT_ROOT, copy_shipped_runs
 from .test_roundtrip import as_photo
 
 pytestmark = pytest.mark.browser
-# Pages import TensorFlow or score 10,000 images on first use: allow for it.
-expect.set_options(timeout=60_000)
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = OUTPUT_DIR / "screenshots"
-TRAINING_TIMEOUT_MS = 180_000
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
-    if not Path(CHROMIUM).exists():
-        message = f"Chromium not found at {CHROMIUM}: run `make test`, or set CHROMIUM_PATH"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args: dict) -> dict:
-    return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server(NamedTuple):
-    url: str
-    models: Path
-    process: subprocess.Popen
-
-
-def start_server(models: Path, log_name: str = "streamlit-server") -> Server:
-    """`streamlit run app.py` on a free port with its own models folder, once healthy."""
-    port = free_port()
-    log_path = OUTPUT_DIR / f"{log_name}.log"
-    OUTPUT_DIR.mkdir(exist_ok=True)
-    env = {**os.environ, "FMNIST_MODELS_DIR": str(models), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    with log_path.open("a") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--server.headless",
-                "true",
-                "--server.fileWatcherType",
-                "none",
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.read() == b"ok":
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.time() > deadline:
-            process.kill()
-            pytest.fail(f"streamlit did not start; see {log_path}:\n{log_path.read_text()[-2000:]}")
-        time.sleep(0.3)
-    return Server(url, models, process)
-
-
-def stop_server(server: Server, log_name: str = "streamlit-server") -> None:
-    server.process.terminate()
-    server.process.wait(timeout=20)
-    server_log = (OUTPUT_DIR / f"{log_name}.log").read_text()
-    assert "Traceback" not in server_log, server_log[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -133,36 +48,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(models)
     yield running
     stop_server(running)
-
-
-def open_page(page: Page, url: str, path: str, title: str) -> None:
-    page.goto(url + path)
-    expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=90_000)
-    wait_until_idle(page)
-
-
-def wait_until_idle(page: Page) -> None:
-    # Streamlit shows its status widget ("Running...") while a script runs.
-    page.wait_for_timeout(500)
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=90_000)
-
-
-def assert_no_exception(page: Page) -> None:
-    expect(page.get_by_test_id("stException")).to_have_count(0)
-
-
-def screenshot(page: Page, name: str) -> None:
-    """The whole page: Streamlit scrolls an inner container, so grow the viewport to fit it."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    viewport = page.viewport_size or {"width": 1400, "height": 1000}
-    height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
-        "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 1000)"
-    )
-    page.set_viewport_size({"width": viewport["width"], "height": min(int(height) + 100, 9000)})
-    page.wait_for_timeout(800)  # Plotly charts resize to the new viewport
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
-    page.set_viewport_size(viewport)
 
 
 def test_home(page: Page, server: Server) -> None:
