@@ -26,8 +26,11 @@ lint: $(VENV)/.test-installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { sh tools/ensure-apt.sh python3-venv && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 
-$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+# The project itself goes in editable (its code stays here), without dependencies (the
+# pins above are the ones): `fmnist` and `python -m fmnist` then work from any folder.
+$(VENV)/.runtime-installed: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 $(VENV)/.test-installed: requirements-test.txt requirements-cluster.txt $(VENV)/.runtime-installed

@@ -34,6 +34,19 @@ CLASS_NAMES: tuple[str, ...] = (
     "Bag",
     "Ankle boot",
 )
+# At most 8 characters and still unambiguous: table headers in a terminal.
+CLASS_SHORT_NAMES: tuple[str, ...] = (
+    "T-shirt",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Boot",
+)
 NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SIZE = 28
 

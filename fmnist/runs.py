@@ -152,6 +152,39 @@ def best_run(models_dir: Path | str | None = None) -> dict[str, Any] | None:
     return ranked[0] if ranked else None
 
 
+def find_run(text: str, models_dir: Path | str | None = None) -> dict[str, Any]:
+    """The run a user means by ``text``: its id, a unique start of its id, or its name.
+
+    An exact id always wins; otherwise the runs whose id starts with ``text`` and
+    those named ``text`` (ignoring case) are the candidates, and there must be
+    exactly one. The message of the RunError is one line, fit for users.
+    """
+    wanted = text.strip()
+    if not wanted:
+        raise RunError("give a run: its id, the start of its id, or its name")
+    records, warnings = list_runs(models_dir)
+    for record in records:
+        if record["run_id"] == wanted:
+            return record
+    matches = [
+        record
+        for record in records
+        if record["run_id"].startswith(wanted)
+        or str(record.get("name") or "").casefold() == wanted.casefold()
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        ids = ", ".join(record["run_id"] for record in matches[:5])
+        more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+        raise RunError(f"{wanted!r} matches {len(matches)} runs ({ids}{more}): give more of the id")
+    # A folder of that name that could not be read says why, rather than "no run".
+    for warning in warnings:
+        if warning.startswith(f"skipped {wanted}: "):
+            raise RunError(warning.split(": ", 1)[1])
+    raise RunError(f"no run named {wanted!r}")
+
+
 def load_model(run_id: str, models_dir: Path | str | None = None) -> keras.Model:
     """Moved to fmnist.ml.inference.load_run_model, with the other TensorFlow code.
 

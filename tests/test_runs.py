@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,33 @@ def test_short_labels_use_the_name_or_the_network_and_time() -> None:
     named = {"run_id": "x", "name": "demo", "network": "cnn", "finished_at": "2026-11-23T10:02:03"}
     assert runs.short_label(named) == "demo (cnn)"
     assert runs.short_label({**named, "name": ""}) == "cnn · 11-23 10:02"
+
+
+def test_find_run_by_id_unique_start_or_name(models_dir: Path) -> None:
+    for run_id, name in (
+        ("20261123-100000-mlp-aaaa", "Baseline"),
+        ("20261123-110000-cnn-bbbb", "wide"),
+        ("20261124-090000-cnn-cccc", "wide"),
+    ):
+        runs.save_run_files(b"PK\x03\x04 a model", {**record(run_id), "name": name}, models_dir)
+    assert runs.find_run("20261123-110000-cnn-bbbb", models_dir)["name"] == "wide"
+    assert runs.find_run("20261124", models_dir)["run_id"] == "20261124-090000-cnn-cccc"
+    assert runs.find_run("baseline", models_dir)["run_id"] == "20261123-100000-mlp-aaaa"
+    with pytest.raises(runs.RunError, match=r"'20261123' matches 2 runs \(.*\): give more"):
+        runs.find_run("20261123", models_dir)
+    with pytest.raises(runs.RunError, match="'wide' matches 2 runs"):
+        runs.find_run("wide", models_dir)
+    with pytest.raises(runs.RunError, match="no run named 'cnn'"):
+        runs.find_run("cnn", models_dir)
+    with pytest.raises(runs.RunError, match="give a run"):
+        runs.find_run("  ", models_dir)
+    # A damaged run asked for by its id says what is wrong with it.
+    (models_dir / "half-saved").mkdir()
+    (models_dir / "half-saved" / "run.json").write_text(json.dumps(record("half-saved")))
+    with pytest.raises(runs.RunError, match=r"has no model\.keras"):
+        runs.find_run("half-saved", models_dir)
+
+
+def test_runs_module_needs_neither_numpy_nor_tensorflow() -> None:
+    script = "import sys, fmnist.runs; sys.exit(bool({'numpy', 'tensorflow'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", script], check=False).returncode == 0
