@@ -14,7 +14,7 @@ import os
 import secrets
 from typing import Protocol
 
-from fmnist.jobs.store import JobNotFoundError, JobStore, NotOwnerError
+from fmnist.jobs.store import JobNotFoundError, JobStore, NotOwnerError, hash_token
 from fmnist.schema import JobState, JobView, TrainConfig
 
 __all__ = ["JobNotFoundError", "NotOwnerError", "TrainingClient", "new_token"]
@@ -81,6 +81,18 @@ class TrainingClient:
         if not self.can_control(job_id, token):
             raise NotOwnerError("only the session that started this training can resume it")
         self.store.resume(job_id)
+
+    def may_delete(self, record: dict, token: str | None) -> bool:
+        """A saved run may be deleted by the session that trained it, or by the operator.
+
+        The run that ships with the app is read-only for everyone.
+        """
+        if record.get("shipped"):
+            return False
+        if self.is_admin(token):
+            return True
+        owner = record.get("owner")
+        return bool(token and owner) and hmac.compare_digest(owner, hash_token(token or ""))
 
     def devices(self) -> list[str] | None:
         """The devices the workers found, or None before the first worker started."""

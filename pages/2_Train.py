@@ -406,12 +406,21 @@ def draw_runs() -> None:
             help=f"{record['run_id']}.keras",
             key=KEY + "download_" + record["run_id"],
         )
-    deletable = [r for r in selected if not r.get("shipped")]
-    with columns[-1].popover("🗑️ Delete", disabled=not deletable):
+    client = ui.training_client()
+    token = admin_token() or st.session_state.get(KEY + "token")
+    deletable = [r for r in selected if client.may_delete(r, token)]
+    with columns[-1].popover(
+        "🗑️ Delete",
+        disabled=not deletable,
+        help=None if deletable else "Only the browser session that trained a run may delete it.",
+    ):
         names = ", ".join(runs.short_label(r) for r in deletable)
         st.write(f"Delete {len(deletable)} run(s): {names}? This cannot be undone.")
         if len(deletable) < len(selected):
-            st.caption("The run that ships with the app is kept.")
+            st.caption(
+                "The others are kept: the run that ships with the app, and runs trained "
+                "by other people, cannot be deleted from here."
+            )
         st.button(
             "Yes, delete",
             type="primary",

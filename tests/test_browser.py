@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from fmnist.data import Dataset
-from fmnist.jobs.store import JobStore, process_alive
+from fmnist.jobs.store import JobStore, hash_token, process_alive
 from fmnist.schema import JobState, TrainConfig
 
 from .browser_support import (
@@ -296,13 +296,17 @@ def test_kill_9_of_the_server_keeps_queued_jobs_and_resumes_the_running_one(
             assert (folder / "run.json").is_file() and (folder / "model.keras").is_file()
 
 
-def demo_run(models: Path, suffix: str, minute: int) -> str:
-    """A copy of the shipped run under another name, as if someone had trained it."""
+def demo_run(models: Path, suffix: str, minute: int, owner_token: str) -> str:
+    """A copy of the shipped run under another name, as if ``owner_token``'s session trained it."""
     shipped = next(f for f in models.iterdir() if f.is_dir() and not f.name.startswith("."))
     run_id = f"20261123-10{minute:02d}00-cnn-bn-demo-{suffix}"
     shutil.copytree(shipped, models / run_id)
     record = json.loads((models / run_id / "run.json").read_text())
-    record.update(name=f"demo {suffix}", finished_at=f"2026-11-23T10:{minute:02d}:00")
+    record.update(
+        name=f"demo {suffix}",
+        finished_at=f"2026-11-23T10:{minute:02d}:00",
+        owner=hash_token(owner_token),
+    )
     record.pop("shipped", None)
     (models / run_id / "run.json").write_text(json.dumps(record))
     return run_id
@@ -319,20 +323,29 @@ def tick_row(page: Page, row: int) -> None:
     wait_until_idle(page)
 
 
-def test_delete_acts_on_the_ticked_runs_only_and_keeps_the_shipped_one(
+def test_delete_acts_on_ticked_runs_of_their_owner_only_and_keeps_the_shipped_one(
     page: Page, tmp_path: Path
 ) -> None:
     models = tmp_path / "models"
     models.mkdir()
     copy_shipped_runs(models)
-    older, newer = demo_run(models, "a", 1), demo_run(models, "b", 2)
+    mine = "my-session-secret"
+    older = demo_run(models, "a", 1, mine)
+    newer = demo_run(models, "b", 2, mine)
+    theirs = demo_run(models, "c", 3, "someone-else")
+    # This browser session is the one holding ``mine``: it comes back to its (cancelled) job.
+    store = JobStore(models / ".jobs" / "jobs.sqlite3")
+    job_id = store.create(TrainConfig(network="mlp", epochs=1, limit=1000), mine)
+    store.request_stop(job_id)
     log_name = "streamlit-server-delete"
     (OUTPUT_DIR / f"{log_name}.log").unlink(missing_ok=True)
     server = start_server(models, log_name)
     try:
-        open_page(page, server.url, "/Train", "🏋️ Train a network")
-        # Newest first: demo b, demo a, then the shipped run.
-        tick_row(page, 1)
+        page.goto(f"{server.url}/Train?job={job_id}&key={mine}")
+        expect(page.get_by_role("heading", name="🏋️ Train a network")).to_be_visible()
+        wait_until_idle(page)
+        # Newest first: demo c (someone else's), demo b, demo a, then the shipped run.
+        tick_row(page, 2)
         page.get_by_role("button", name="🗑️ Delete").click()
         expect(page.get_by_text("Delete 1 run(s): demo b (cnn-bn)?")).to_be_visible()
         page.get_by_role("button", name="Yes, delete").click()
@@ -343,20 +356,24 @@ def test_delete_acts_on_the_ticked_runs_only_and_keeps_the_shipped_one(
         expect(page.get_by_text("Tick runs to compare")).to_be_visible()
         expect(page.get_by_role("button", name="🗑️ Delete")).to_have_count(0)
 
-        # Now the last row (the shipped run) and the one above it.
-        tick_row(page, 2)
-        expect(page.get_by_role("button", name="🗑️ Delete")).to_be_disabled()
+        # Someone else's run cannot be deleted from this session...
         tick_row(page, 1)
+        expect(page.get_by_role("button", name="🗑️ Delete")).to_be_disabled()
+        # ...and when it is ticked with one of ours, only ours goes.
+        tick_row(page, 2)
         page.get_by_role("button", name="🗑️ Delete").click()
-        expect(page.get_by_text("The run that ships with the app is kept.")).to_be_visible()
+        expect(page.get_by_text("The others are kept")).to_be_visible()
         page.get_by_role("button", name="Yes, delete").click()
         wait_until_idle(page)
         expect(page.get_by_text("Deleted 1 run(s): demo a (cnn-bn).")).to_be_visible()
-        assert not (models / older).exists()
-        assert [f.name for f in models.iterdir() if not f.name.startswith(".")] == [
-            f.name for f in (PROJECT_ROOT / "models").iterdir() if f.is_dir()
-        ]
+        assert not (models / older).exists() and (models / theirs).exists()
+
+        # The last row is the shipped run: read-only.
+        tick_row(page, 2)
+        expect(page.get_by_role("button", name="🗑️ Delete")).to_be_disabled()
         assert_no_exception(page)
         screenshot(page, "train-after-delete")
     finally:
         stop_server(server, log_name)
+    shipped = {f.name for f in (PROJECT_ROOT / "models").iterdir() if f.is_dir()}
+    assert {f.name for f in models.iterdir() if not f.name.startswith(".")} == shipped | {theirs}

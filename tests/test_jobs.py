@@ -16,7 +16,7 @@ import pytest
 from fmnist import config, runs
 from fmnist.client import NotOwnerError, TrainingClient
 from fmnist.jobs.pool import LocalPool, describe_exit
-from fmnist.jobs.store import JobStore, Worker, process_alive
+from fmnist.jobs.store import JobStore, Worker, hash_token, process_alive
 from fmnist.schema import EpochMetrics, JobState, JobView, LivePoint, TrainConfig
 
 QUICK = TrainConfig(network="mlp", epochs=1, limit=1000)
@@ -181,6 +181,13 @@ def test_two_trainings_run_at_once_with_two_workers(
     workers = {store.worker_of(i).pid for i in ids}
     assert workers == set(pool.pids())
     assert {r["run_id"] for r in runs.list_runs()[0]} == {v.run_id for v in views}
+    # Each run remembers who trained it: only that session (or the operator) may delete it.
+    client = TrainingClient(store, admin_token="operator")
+    for record in runs.list_runs()[0]:
+        assert record["owner"] == hash_token("t")
+        assert client.may_delete(record, "t") and client.may_delete(record, "operator")
+        assert not client.may_delete(record, "someone") and not client.may_delete(record, None)
+        assert not client.may_delete({**record, "shipped": True}, "operator")
     assert store.get_meta("devices")  # the workers said what they train on
 
 

@@ -525,7 +525,7 @@ class RayBackend:
             if result is None:
                 self.store.set_state(job.job_id, JobState.STOPPED, "stopped before it started")
                 return
-            record = result["record"]
+            record = result["record"] | {"owner": self.store.owner_of(job.job_id)}
             runs.save_run_files(result["model"], record, self.models_dir)
             self.store.finish(
                 job.job_id, JobState(record["status"]), record["run_id"], record["test_accuracy"]

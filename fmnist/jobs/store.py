@@ -285,6 +285,13 @@ class JobStore:
             raise JobNotFoundError(job_id)
         return hmac.compare_digest(row["owner"], hash_token(token))
 
+    def owner_of(self, job_id: str) -> str:
+        """The hash of the owner's token, which a saved run keeps so its owner may delete it."""
+        row = self._db().execute("SELECT owner FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        return row["owner"]
+
     def request_stop(self, job_id: str) -> JobState:
         """Stop a running job after its current step, or take a queued one out of the queue."""
         with self._transaction() as db:

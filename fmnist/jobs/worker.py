@@ -109,7 +109,7 @@ def run_job(store: JobStore, job: JobView, dataset: Dataset | None = None) -> Jo
         model, record = engine.train(
             job.config, dataset, StoreSink(store, job.id), resume_point(store, job), job.id
         )
-        runs.save_run(model, record.to_dict())
+        runs.save_run(model, record.to_dict() | {"owner": store.owner_of(job.id)})
         state = JobState(record.status)
         store.finish(job.id, state, record.run_id, record.test_accuracy)
         shutil.rmtree(store.folder / job.id, ignore_errors=True)
