@@ -14,6 +14,7 @@ import os
 import secrets
 from typing import Protocol
 
+from fmnist import runs
 from fmnist.jobs.store import JobNotFoundError, JobStore, NotOwnerError, hash_token
 from fmnist.schema import JobState, JobView, TrainConfig
 
@@ -33,6 +34,8 @@ def new_token() -> str:
 
 def start_backend(store: JobStore) -> Backend:
     """Ray when FMNIST_RAY_ADDRESS is set, otherwise local worker processes."""
+    # A server (re)start is when half-written saves of killed processes are swept away.
+    runs.clean_leftovers()
     address = os.environ.get("FMNIST_RAY_ADDRESS", "").strip()
     if address:
         from fmnist.jobs.ray_backend import RayBackend

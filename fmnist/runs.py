@@ -215,3 +215,30 @@ def short_label(record: dict[str, Any]) -> str:
     when = finished[5:16].replace("T", " ") if len(finished) >= 16 else record["run_id"][-4:]
     name = record.get("name") or ""
     return f"{name} ({record['network']})" if name else f"{record['network']} · {when}"
+
+
+def clean_leftovers(models_dir: Path | str | None = None, older_than: float = 600.0) -> list[str]:
+    """Remove the hidden folders of saves and deletes that a killed process left behind.
+
+    A save writes into ``.tmp-…`` and renames it into place; a delete renames to
+    ``.deleted-…`` first. A ``kill -9`` between the two steps leaves the hidden
+    folder: nothing lists it, so it would stay forever. Only folders older than
+    ``older_than`` seconds go, so a save in progress elsewhere is never touched.
+    """
+    root = _root(models_dir)
+    removed: list[str] = []
+    if not root.is_dir():
+        return removed
+    now = time.time()
+    for folder in root.iterdir():
+        if not folder.name.startswith((".tmp-", ".deleted-")) or not folder.is_dir():
+            continue
+        try:
+            if now - folder.stat().st_mtime < older_than:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder.name)
+        log.info("removed the leftover %s", folder.name)
+    return removed

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,19 @@ def test_find_run_by_id_unique_start_or_name(models_dir: Path) -> None:
 def test_runs_module_needs_neither_numpy_nor_tensorflow() -> None:
     script = "import sys, fmnist.runs; sys.exit(bool({'numpy', 'tensorflow'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", script], check=False).returncode == 0
+
+
+def test_leftovers_of_killed_saves_are_cleaned_once_old(models_dir: Path) -> None:
+    runs.save_run(build_model("mlp"), record("kept"), models_dir)
+    old = models_dir / ".tmp-kept-abc"
+    old.mkdir()
+    (old / "model.keras").write_bytes(b"")
+    deleted = models_dir / ".deleted-gone-123"
+    deleted.mkdir()
+    fresh = models_dir / ".tmp-saving-now"
+    fresh.mkdir()
+    hour_ago = time.time() - 3600
+    for folder in (old, deleted):
+        os.utime(folder, (hour_ago, hour_ago))
+    assert sorted(runs.clean_leftovers(models_dir)) == [deleted.name, old.name]
+    assert fresh.is_dir() and (models_dir / "kept").is_dir()
