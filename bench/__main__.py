@@ -1,347 +1,358 @@
-"""Benchmarks: every figure is a ratio of two things measured side by side in this run.
+"""Benchmarks through the product: `streamlit run`, Chromium, the pages a user clicks.
 
-    python -m bench             everything (about 30 minutes on 2 CPU cores)
-    python -m bench --quick     skip the accuracy table (about 12 minutes)
+    python -m bench            everything: 5 rotated rounds of the training comparison,
+                               3 Stops, memory now and before (about 16 minutes on 2 cores)
+    python -m bench --quick    one round of each, no "before" memory (about 5 minutes)
+    python -m bench --only stop --only memory     some of the benchmarks only
 
-Results are printed and written to bench/output/results.json.
+Needs Chromium (/usr/bin/chromium, or CHROMIUM_PATH) and Playwright from
+requirements-test.txt, as the browser tests do.
+
+Every ratio compares two things measured side by side in this run:
+
+1. watched training: a job started from the Train page, watched by 1 and by 3
+   browser sessions, against the same job from ``python -m fmnist train`` and
+   against the seeds' plain ``model.fit`` (bench/training.py);
+   (plus the same job with no browser, and who used the CPU meanwhile);
+2. upload to prediction on the Predict page, idle and while a cnn trains, and a
+   warm 12-megapixel JPEG (bench/interactive.py);
+3. Stop to the saved run (bench/interactive.py);
+4. the web server's memory after a walk through every page, now and at the
+   commit before training left the server (bench/memory.py);
+5. library figures: dataset load, one picture through the inference service
+   (bench/library.py).
+
+Results are printed as a table and written to bench/output/results.json; the
+servers' logs go beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import statistics
-import subprocess
 import sys
-import tempfile
-import textwrap
 import time
-from pathlib import Path
+import traceback
+from collections.abc import Callable
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "bench" / "output"
-REPEATS = 3
-SPEED_ROUNDS = 5
+from bench.product import OUTPUT, Server, chromium
 
-
-def run_python(code: str) -> dict:
-    """Run code in a fresh interpreter (cold caches) and return the JSON it prints last."""
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-3000:])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+FULL_ROUNDS = 5  # each training contender runs once in each position
+FULL_STOP_ROUNDS = 3
+UPLOADS = 5
+BIG_UPLOADS = 3
 
 
-def bench_dataset_load() -> dict:
-    code = """
-        import json, resource, time
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        started = time.perf_counter()
-        from fmnist.data import load_dataset
-        dataset = load_dataset(allow_download=False)
-        seconds = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(json.dumps({"seconds": seconds, "array_mb": dataset.nbytes / 1e6,
-                          "peak_rss_growth_mb": (after - before) / 1e3}))
-    """
-    samples = [run_python(code) for _ in range(REPEATS)]
-    return {
-        "load_seconds_median": statistics.median(s["seconds"] for s in samples),
-        "arrays_mb": samples[0]["array_mb"],
-        "peak_rss_growth_mb": statistics.median(s["peak_rss_growth_mb"] for s in samples),
-    }
-
-
-def bench_explore_render() -> dict:
-    """The Explore page's first full render against an empty page, both cold, in AppTest."""
-    # The page is reached as a browser does: app.py is the entry point (so the
-    # sidebar links resolve) and switch_page runs the page without running app.py.
-    code = """
-        import json, sys, time
-        from streamlit.testing.v1 import AppTest
-        app = AppTest.from_{kind}({target!r}, default_timeout=300)
-        {switch}
-        started = time.perf_counter()
-        app.run()
-        assert not app.exception, app.exception
-        print(json.dumps({{"seconds": time.perf_counter() - started,
-                           "tensorflow_imported": "tensorflow" in sys.modules}}))
-    """
-    explore, empty = [], []
-    for _ in range(REPEATS):
-        explore.append(
-            run_python(
-                code.format(
-                    kind="file",
-                    target=str(ROOT / "app.py"),
-                    switch="app.switch_page('pages/1_Explore.py')",
-                )
-            )
-        )
-        empty.append(
-            run_python(
-                code.format(
-                    kind="string",
-                    target="import streamlit as st\nst.title('empty')",
-                    switch="",
-                )
-            )
-        )
-    explore_s = statistics.median(r["seconds"] for r in explore)
-    empty_s = statistics.median(r["seconds"] for r in empty)
-    return {
-        "explore_first_render_s": explore_s,
-        "empty_page_render_s": empty_s,
-        "ratio_explore_over_empty": explore_s / empty_s,
-        "explore_imports_tensorflow": any(r["tensorflow_imported"] for r in explore),
-    }
-
-
-def _epoch_rate(model, fit, images: int) -> float:
-    """Images per second of one epoch of ``fit``, timed from Keras's epoch callbacks."""
-    import keras
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds = time.perf_counter() - self.started
-
-    timer = Timer()
-    fit(model, [timer])
-    return images / timer.seconds
-
-
-def _speed_row(name: str, x, y, x_float, batch_size: int = 32) -> dict:
-    """One network: engine with progress, engine without it, and the seeds' plain fit."""
-    import keras
-    import numpy as np
-
-    from fmnist.networks import build_model
-    from fmnist.training import (
-        TrainConfig,
-        TrainingJob,
-        _progress_callback_class,
-        auto_steps_per_execution,
-        make_pipeline,
-    )
-
-    batches = int(np.ceil(len(y) / batch_size))
-    steps = auto_steps_per_execution(batches)
-    pipeline = make_pipeline(x, y, batch_size, shuffle_seed=0)
-    # A real job, so the measured cost includes its lock and live-curve points.
-    job = TrainingJob(TrainConfig(network=name, epochs=1, batch_size=batch_size))
-
-    def compiled(steps_per_execution: int) -> keras.Model:
-        keras.utils.set_random_seed(0)
-        model = build_model(name)
-        model.compile(
-            optimizer="adam",
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-            steps_per_execution=steps_per_execution,
-        )
-        return model
-
-    def engine_with_progress(model, callbacks):
-        progress = _progress_callback_class()(job, batches)
-        model.fit(pipeline, epochs=1, verbose=0, shuffle=False, callbacks=[*callbacks, progress])
-
-    def engine_without_progress(model, callbacks):
-        model.fit(pipeline, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
-
-    def seed_fit(model, callbacks):
-        # What the seeds do: float arrays straight into fit, one batch per step.
-        model.fit(x_float, y, batch_size=batch_size, epochs=1, verbose=0, callbacks=callbacks)
-
-    contenders = {
-        "progress": (compiled(steps), engine_with_progress),
-        "plain": (compiled(steps), engine_without_progress),
-        "seed": (compiled(1), seed_fit),
-    }
-    rates: dict[str, list[float]] = {key: [] for key in contenders}
-    # Interleave the three, round after round and in a rotating order, so that
-    # machine noise hits all of them alike. Interference only ever slows an
-    # epoch down, so each contender's fastest epoch is its least noisy figure;
-    # the medians are kept beside them.
-    for model, fit in contenders.values():
-        fit(model, [])  # warm up: the first epoch traces the training function
-    order = list(contenders)
-    for _ in range(SPEED_ROUNDS):
-        for key in order:
-            model, fit = contenders[key]
-            rates[key].append(_epoch_rate(model, fit, len(y)))
-        order = order[1:] + order[:1]  # no contender always runs after the same one
-    engine, plain, seed = (max(rates[k]) for k in ("progress", "plain", "seed"))
-    medians = {k: statistics.median(v) for k, v in rates.items()}
-    call_seconds = _callback_seconds_per_call(job, batches, steps)
-    calls_per_epoch = math.ceil(batches / steps)
-    return {
-        "network": name,
-        "batch_size": batch_size,
-        "images_per_epoch": len(y),
-        "steps_per_execution": steps,
-        "engine_images_per_s": round(engine),
-        "engine_without_progress_images_per_s": round(plain),
-        "seed_fit_images_per_s": round(seed),
-        "progress_cost_ratio": round(engine / plain, 3),
-        "engine_over_seed_ratio": round(engine / seed, 2),
-        "median_progress_cost_ratio": round(medians["progress"] / medians["plain"], 3),
-        "median_engine_over_seed_ratio": round(medians["progress"] / medians["seed"], 2),
-        # The callback's own time, measured alone: a floor under the ratio's noise.
-        "callback_us_per_call": round(call_seconds * 1e6, 1),
-        "callback_share_of_epoch": round(call_seconds * calls_per_epoch * engine / len(y), 5),
-    }
-
-
-def _callback_seconds_per_call(job, batches: int, steps: int, epochs: int = 200) -> float:
-    """Seconds per on_train_batch_end of the progress callback, called as Keras calls it:
-    once per ``steps`` batches, with tensor logs, a new epoch every ``batches``."""
-    import tensorflow as tf
-
-    from fmnist.training import _progress_callback_class
-
-    callback = _progress_callback_class()(job, batches)
-    logs = {"loss": tf.constant(0.5), "accuracy": tf.constant(0.8)}
-    calls = 0
+def section(results: dict, name: str, step: Callable[[], dict]) -> None:
+    """Run one benchmark; a failure is recorded and the others still run."""
+    print(f"== {name}", flush=True)
     started = time.perf_counter()
-    for epoch in range(epochs):
-        callback.on_epoch_begin(epoch)
-        for batch in range(steps - 1, batches, steps):
-            callback.on_train_batch_end(batch, logs)
-            calls += 1
-    return (time.perf_counter() - started) / calls
+    try:
+        results[name] = step()
+    except Exception as error:  # noqa: BLE001 - report and go on with the next benchmark
+        traceback.print_exc()
+        results[name] = {"error": f"{type(error).__name__}: {error}"[:2000]}
+    seconds = time.perf_counter() - started
+    results.setdefault("seconds", {})[name] = round(seconds)
+    print(f"   ({seconds:.0f} s)", flush=True)
 
 
-def bench_training_speed(conv_limit: int) -> list[dict]:
-    """Dense networks on all 60,000 images (an epoch lasts seconds); CNNs on a subset."""
-    from fmnist.data import load_dataset
-    from fmnist.networks import NETWORKS
-
-    dataset = load_dataset(allow_download=False)
-    rows = []
-    for name in NETWORKS:
-        limit = conv_limit if name.startswith("cnn") else len(dataset.y_train)
-        x, y = dataset.x_train[:limit], dataset.y_train[:limit]
-        x_float = x.astype("float32") / 255.0  # what the seeds do before model.fit
-        rows.append(_speed_row(name, x, y, x_float))
-        print(f"  {rows[-1]}", flush=True)
-    return rows
-
-
-def bench_accuracy() -> list[dict]:
-    """Each network for the README's number of epochs on all 60,000 images, through the engine."""
-    from fmnist.data import load_dataset
-    from fmnist.networks import NETWORKS
-    from fmnist.training import TrainConfig, TrainingJob
-
-    dataset = load_dataset(allow_download=False)
-    rows = []
-    with tempfile.TemporaryDirectory() as models_dir:
-        for name, network in NETWORKS.items():
-            cfg = TrainConfig(
-                network=name,
-                epochs=network.reference_epochs,
-                batch_size=network.reference_batch_size,
-                lr_schedule=network.reference_lr_schedule,
-                seed=42,
-            )
-            started = time.perf_counter()
-            progress = TrainingJob(cfg).run(dataset, models_dir)
-            rows.append(
-                {
-                    "network": name,
-                    "epochs": network.reference_epochs,
-                    "batch_size": network.reference_batch_size,
-                    "lr_schedule": network.reference_lr_schedule,
-                    "test_accuracy": round(progress.test_accuracy or 0.0, 4),
-                    "minutes": round((time.perf_counter() - started) / 60, 1),
-                    "state": progress.state,
-                }
-            )
-            print(f"  {rows[-1]}", flush=True)
-    return rows
-
-
-def bench_predict_latency() -> dict:
-    """One picture through cnn: the app's path against model.predict, median of many."""
-    import numpy as np
-
-    from fmnist import evaluation
-    from fmnist.data import load_dataset
-    from fmnist.ml.inference import predict_probabilities
-    from fmnist.ml.networks import build_model
-
-    picture = load_dataset(allow_download=False).x_test[:1]
-    model = build_model("cnn")
-
-    def median_ms(call, repeats: int) -> float:
-        for _ in range(5):
-            call()
-        samples = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            call()
-            samples.append((time.perf_counter() - started) * 1000)
-        return statistics.median(samples)
-
-    ours = median_ms(lambda: predict_probabilities(model, picture), 300)
-    inputs = evaluation.to_model_input(picture)
-    keras_predict = median_ms(lambda: model.predict(inputs, verbose=0), 100)
-    batch = load_dataset(allow_download=False).x_test[:16]
-    sixteen = median_ms(lambda: predict_probabilities(model, batch), 100)
-    np.testing.assert_allclose(
-        predict_probabilities(model, picture),
-        model.predict(inputs, verbose=0),
-        rtol=1e-4,
-        atol=1e-6,
-    )
-    return {
-        "one_picture_ms_median": round(ours, 2),
-        "model_predict_ms_median": round(keras_predict, 2),
-        "ratio_predict_over_ours": round(keras_predict / ours, 1),
-        "sixteen_pictures_one_call_ms_median": round(sixteen, 2),
-    }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="skip the accuracy table")
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--conv-limit", type=int, default=20_000, help="images per speed epoch of the CNNs"
+        "--quick", action="store_true", help="one round of each, no 'before' memory"
+    )
+    parser.add_argument("--rounds", type=int, help="rounds of the training comparison")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["library", "training", "responsiveness", "stop", "memory"],
+        help="run only these benchmarks (repeatable)",
     )
     args = parser.parse_args()
-    results: dict = {}
-    steps = [
-        ("dataset_load", bench_dataset_load),
-        ("explore_render", bench_explore_render),
-        ("predict_latency", bench_predict_latency),
-        ("training_speed", lambda: bench_training_speed(args.conv_limit)),
-    ]
-    if not args.quick:
-        steps.append(("accuracy", bench_accuracy))
-    for name, step in steps:
-        print(f"== {name}", flush=True)
-        started = time.perf_counter()
-        results[name] = step()
-        print(json.dumps(results[name], indent=1), flush=True)
-        print(f"   ({time.perf_counter() - started:.0f}s)", flush=True)
+    rounds = args.rounds or (1 if args.quick else FULL_ROUNDS)
+    stop_rounds = 1 if args.quick else FULL_STOP_ROUNDS
+    wanted = set(args.only or ["library", "training", "responsiveness", "stop", "memory"])
+
+    from bench import interactive, library, memory, training
+
+    results: dict = {
+        "mode": "quick" if args.quick else "full",
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+    }
+    started = time.perf_counter()
+    if "library" in wanted:
+        section(results, "dataset_load", library.dataset_load)
+        section(results, "inference_roundtrip", library.inference_roundtrip)
+    with chromium() as browser:
+        if wanted & {"training", "responsiveness", "stop"}:
+            with Server("bench") as server:
+                if "training" in wanted:
+                    section(
+                        results, "watched_training", lambda: training.run(server, browser, rounds)
+                    )
+                if "responsiveness" in wanted:
+                    section(
+                        results,
+                        "responsiveness",
+                        lambda: interactive.responsiveness(
+                            server, browser, UPLOADS, BIG_UPLOADS, idle_after=not args.quick
+                        ),
+                    )
+                if "stop" in wanted:
+                    section(results, "stop", lambda: interactive.stop(server, browser, stop_rounds))
+                results["bench_server_log_tracebacks"] = server.tracebacks()
+        if "memory" in wanted:
+            section(results, "memory_now", lambda: memory.now(browser))
+            if not args.quick:
+                section(results, "memory_before", lambda: memory.before(browser))
+    results["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    results["total_seconds"] = round(time.perf_counter() - started)
+    results["bench_process_imported_tensorflow"] = "tensorflow" in sys.modules
     OUTPUT.mkdir(parents=True, exist_ok=True)
     (OUTPUT / "results.json").write_text(json.dumps(results, indent=1))
-    print(f"written to {OUTPUT / 'results.json'}")
+    print()
+    print(table(results))
+    print(f"\nwritten to {OUTPUT / 'results.json'}; {results['total_seconds'] / 60:.1f} min in all")
+    failed = [k for k, v in results.items() if isinstance(v, dict) and "error" in v]
+    if failed:
+        print(f"FAILED: {', '.join(failed)} (see above and results.json)")
+    return 1 if failed else 0
+
+
+# -- the table ---------------------------------------------------------------------
+
+
+def verdict(value: float | None, target: float | None, at_least: bool) -> str:
+    if value is None or target is None:
+        return ""
+    good = value >= target if at_least else value <= target
+    return "ok" if good else "MISSED"
+
+
+def rows(results: dict) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+
+    def failed(name: str) -> bool:
+        value = results.get(name)
+        if isinstance(value, dict) and "error" in value:
+            out.append((name, "failed: " + value["error"].splitlines()[0][:70], "", "", "", ""))
+            return True
+        return value is None
+
+    if not failed("watched_training"):
+        for network, s in results["watched_training"].items():
+            target = s["target_watched_over_command_line"]
+            head = f"{network}, {s['images']:,} img x {s['epochs']} ep"
+            for key, label in (("images_per_s", "run avg"), ("last_epoch_images_per_s", "last ep")):
+                cli = s["best"]["command line"][key]
+                for watchers in ("1", "3"):
+                    mine = s["best"][f"watched by {watchers}"][key]
+                    ratio = s[f"watched{watchers}_over_command_line_{key}"]
+                    median = s[f"median_watched{watchers}_over_command_line_{key}"]
+                    out.append(
+                        (
+                            f"{head}: watched by {watchers} / CLI, {label}",
+                            f"{mine:,} img/s",
+                            f"{cli:,} img/s",
+                            f"{ratio:.2f} (med {median:.2f})",
+                            f">= {target:.2f}",
+                            verdict(ratio, target, True),
+                        )
+                    )
+                out.append(
+                    (
+                        f"{head}: unwatched / CLI, {label}",
+                        f"{s['best']['unwatched'][key]:,} img/s",
+                        f"{cli:,} img/s",
+                        f"{s[f'unwatched_over_command_line_{key}']:.2f}",
+                        "",
+                        "",
+                    )
+                )
+                keras = s["best"]["plain Keras"][key]
+                out.append(
+                    (
+                        f"{head}: CLI / plain Keras fit, {label}",
+                        f"{cli:,} img/s",
+                        f"{keras:,} img/s",
+                        f"{s[f'command_line_over_plain_keras_{key}']:.2f}",
+                        "",
+                        "",
+                    )
+                )
+    if not failed("responsiveness"):
+        r = results["responsiveness"]
+        out.append(
+            (
+                "upload -> prediction, photo: cnn training / idle",
+                f"{r['photo_ms_training_median']} ms",
+                f"{r['photo_ms_idle_median']} ms",
+                f"{r['ratio_training_over_idle']:.2f}",
+                f"<= {r['target_ratio']}",
+                verdict(r["ratio_training_over_idle"], r["target_ratio"], False),
+            )
+        )
+        out.append(
+            (
+                "upload -> prediction, 12 MP JPEG, warm, idle",
+                f"{r['big_ms_idle_median']} ms",
+                "",
+                "",
+                f"<= {r['target_big_ms']} ms",
+                verdict(r["big_ms_idle_median"], r["target_big_ms"], False),
+            )
+        )
+        out.append(
+            (
+                "upload -> prediction, 12 MP JPEG, cnn training",
+                f"{r['big_ms_training_median']} ms",
+                f"{r['big_ms_idle_median']} ms",
+                f"{r['big_ms_training_median'] / r['big_ms_idle_median']:.2f}",
+                "",
+                "",
+            )
+        )
+    if not failed("stop"):
+        s = results["stop"]
+        out.append(
+            (
+                "Stop -> run.json on disk (mlp, 60,000 img)",
+                f"{s['to_run_json_s_median']:.2f} s",
+                "",
+                "",
+                f"<= {s['target_s']:.0f} s",
+                verdict(s["to_run_json_s_median"], s["target_s"], False),
+            )
+        )
+        out.append(
+            (
+                "Stop -> 'Saved as run' on the page",
+                f"{s['to_saved_on_page_s_median']:.2f} s",
+                "",
+                "",
+                f"<= {s['target_s']:.0f} s",
+                verdict(s["to_saved_on_page_s_median"], s["target_s"], False),
+            )
+        )
+    if not failed("memory_now"):
+        now = results["memory_now"]
+        before = results.get("memory_before")
+        has_before = isinstance(before, dict) and "error" not in before
+        if not has_before:
+            failed("memory_before")
+        out.append(
+            (
+                "server VmRSS after a full walk: now / before",
+                f"{now['server_rss_mb']:,} MB",
+                f"{before['server_rss_mb']:,} MB" if has_before else "(full run only)",
+                f"{now['server_rss_mb'] / before['server_rss_mb']:.2f}" if has_before else "",
+                "",
+                "",
+            )
+        )
+        out.append(
+            (
+                "TensorFlow in the server process: now / before",
+                "yes" if now["server_has_tensorflow"] else "no",
+                ("yes" if before["server_has_tensorflow"] else "no") if has_before else "",
+                "",
+                "",
+                "",
+            )
+        )
+        helpers = ", ".join(f"{k} {v:,}" for k, v in now["helper_processes_rss_mb"].items())
+        out.append(("now: VmRSS of the server's helper processes (MB)", helpers, "", "", "", ""))
+        for key, label in (
+            ("all_processes_rss_mb", "server + helpers, sum of VmRSS: now / before"),
+            ("all_processes_private_mb", "server + helpers, private (USS): now / before"),
+        ):
+            total_before = before[key] if has_before else None
+            out.append(
+                (
+                    label,
+                    f"{now[key]:,} MB",
+                    f"{total_before:,} MB" if total_before else "(full run only)",
+                    f"{now[key] / total_before:.2f}" if total_before else "",
+                    "",
+                    "",
+                )
+            )
+    if not failed("dataset_load"):
+        d = results["dataset_load"]
+        out.append(
+            (
+                "dataset load, fresh process (median)",
+                f"{d['load_seconds_median']:.2f} s",
+                f"{d['arrays_mb']:.0f} MB of uint8",
+                "",
+                "",
+                "",
+            )
+        )
+    if not failed("inference_roundtrip"):
+        i = results["inference_roundtrip"]
+        if "skipped" in i:
+            out.append(("one picture through the inference service", i["skipped"], "", "", "", ""))
+        else:
+            out.append(
+                (
+                    f"one picture ({i['model']}): service / in process",
+                    f"{i['one_picture_through_service_us_median']:,} us",
+                    f"{i['one_picture_in_process_us_median']:,} us",
+                    f"{i.get('ratio_service_over_in_process', 0):.2f}",
+                    "",
+                    "",
+                )
+            )
+    return out
+
+
+def cpu_rows(results: dict) -> list[tuple[str, ...]]:
+    """CPU-seconds from Start to the saved run, medians, for the server-side contenders."""
+    out = []
+    for network, s in (results.get("watched_training") or {}).items():
+        if network == "error":
+            continue
+        for name, cpu in s.get("cpu_seconds_median", {}).items():
+            out.append((f"{network}: {name}", *(f"{cpu[group]:g}" for group in CPU_GROUPS)))
+    return out
+
+
+CPU_GROUPS = ("server", "worker", "helpers", "browsers", "rest")
+
+
+def layout(header: tuple[str, ...], body: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = [
+        " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *body]
+    ]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return lines
+
+
+def table(results: dict) -> str:
+    lines = layout(("figure", "measured", "against", "ratio", "target", ""), rows(results))
+    cpu = cpu_rows(results)
+    if cpu:
+        lines.append(
+            "\nWhere the CPU went from Start to the saved run (CPU-seconds, medians; 'rest' is "
+            "everything else on the machine):"
+        )
+        lines += layout(("job", *CPU_GROUPS), cpu)
+    load = results.get("load_average_at_start"), results.get("load_average_at_end")
+    lines.append(
+        f"\n{results['mode']} run, {results['cpus']} CPUs; load average at start {load[0]}, "
+        f"at end {load[1]} (figures are noisy when the machine is busy)"
+    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
