@@ -1,0 +1,76 @@
+"""Explore's statistics and figures: numpy and Plotly only, on the real training set."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fmnist import charts, dataset_stats
+from fmnist.data import CLASS_NAMES, Dataset
+
+
+def test_top_components_agree_with_a_full_eigendecomposition(dataset: Dataset) -> None:
+    sample = dataset.x_train[:3000].reshape(3000, -1).astype(np.float32) / 255.0
+    centred = sample - sample.mean(axis=0)
+    _, vectors = np.linalg.eigh((centred.T @ centred).astype(np.float64))
+    components = dataset_stats.top_components(centred)
+    overlap = np.abs(components.T @ vectors[:, [-1, -2]])
+    np.testing.assert_allclose(overlap, np.eye(2), atol=1e-4)
+
+
+def test_smaller_pca_maps_are_the_first_points_of_the_larger_one(dataset: Dataset) -> None:
+    small = dataset_stats.pca_2d(dataset.x_train, 1000)
+    large = dataset_stats.pca_2d(dataset.x_train, 5000)
+    np.testing.assert_array_equal(small[0], large[0][:1000])
+    assert 0.4 < large[2].sum() < 0.55  # two directions: about 47% of the variance
+
+
+def test_histograms_in_bands_are_shares_and_skip_the_background(dataset: Dataset) -> None:
+    counts = dataset_stats.pixel_counts(dataset.x_train[:2000], dataset.y_train[:2000])
+    assert counts.sum() == 2000 * 28 * 28
+    bands = dataset_stats.histogram_shares(counts, skip_background=True, bin_width=8)
+    assert bands.shape == (10, 32)
+    np.testing.assert_allclose(bands.sum(axis=1), 1.0)
+    with_background = dataset_stats.histogram_shares(counts, skip_background=False)
+    assert (with_background[:, 0] > 0.3).all()  # every class is at least 30% background
+
+
+def test_an_index_is_clamped_with_one_line_saying_so() -> None:
+    assert dataset_stats.clamp_index(123, 60_000) == (123, None)
+    index, note = dataset_stats.clamp_index(99_999, 60_000)
+    assert index == 59_999
+    assert note == (
+        "There is no training image #99,999: they are numbered 0–59,999. "
+        "Showing #59,999, the last one."
+    )
+    assert dataset_stats.clamp_index(-4, 60_000)[0] == 0
+
+
+def test_grid_rows_and_captions() -> None:
+    assert [len(row) for row in dataset_stats.grid_rows(np.arange(9))] == [9]
+    assert [len(row) for row in dataset_stats.grid_rows(np.arange(16))] == [8, 8]
+    assert [len(row) for row in dataset_stats.grid_rows(np.arange(32))] == [8, 8, 8, 8]
+    assert dataset_stats.sample_caption(18466, 0) == "**T-shirt/top**  \n#18466"
+
+
+def test_pixel_table_writes_every_value_in_a_shaded_cell(dataset: Dataset) -> None:
+    image = dataset.x_train[0]
+    table = charts.pixel_table_html(image, "#0: Ankle boot <its values>")
+    assert table.count("<td") == 784
+    assert "&lt;its values&gt;" in table
+    dark, light = int(image[5, 14]), int(image[9, 14])  # 102 and 225
+    assert f'background:#{dark:02x}{dark:02x}{dark:02x};color:#fff">{dark}</td>' in table
+    assert f'background:#{light:02x}{light:02x}{light:02x};color:#000">{light}</td>' in table
+
+
+def test_explore_figures_are_light(dataset: Dataset) -> None:
+    stats = dataset_stats.explore_stats(dataset.x_train[:3000], dataset.y_train[:3000])
+    means = charts.class_images(stats.means, "Mean image per class")
+    # One pair of axes for the ten images, not ten subplots.
+    assert len(means.data) == 10 and "xaxis2" not in means.layout
+    assert [a.text for a in means.layout.annotations] == list(CLASS_NAMES)
+    histograms = charts.intensity_histograms(stats.histograms(True), log_scale=True)
+    assert len(histograms.data) == 20  # each class over all classes, in its own panel
+    assert histograms.layout.yaxis10.type == "log"
+    indices, points = stats.pca_sample(1000)
+    scatter = charts.pca_scatter(points, dataset.y_train[indices], indices, stats.pca_explained)
+    assert sum(len(trace.x) for trace in scatter.data) == 1000
