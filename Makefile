@@ -16,7 +16,7 @@ test: $(VENV)/.test-installed dataset chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.runtime-installed dataset
+bench: $(VENV)/.test-installed dataset chromium
 	$(BIN)/python -m bench
 
 lint: $(VENV)/.test-installed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,22 +14,36 @@ from fmnist.data import CLASS_NAMES, NUM_CLASSES
 PCA_SIZES = (1000, 2000, 3000, 5000)
 
 
-def class_mean_std(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def no_pause() -> None:
+    pass
+
+
+# Called between steps of a few tens of milliseconds: a computation in a
+# background thread can wait there while the server draws a page.
+Pause = Callable[[], None]
+
+
+def class_mean_std(
+    images: np.ndarray, labels: np.ndarray, pause: Pause = no_pause
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-class mean and standard deviation images, each (10, 28, 28) float32."""
     means = np.empty((NUM_CLASSES, *images.shape[1:]), dtype=np.float32)
     stds = np.empty_like(means)
     for label in range(NUM_CLASSES):
+        pause()
         selected = images[labels == label].astype(np.float32)
         means[label] = selected.mean(axis=0)
         stds[label] = selected.std(axis=0)
     return means, stds
 
 
-def pixel_counts(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def pixel_counts(images: np.ndarray, labels: np.ndarray, pause: Pause = no_pause) -> np.ndarray:
     """(10, 256) number of pixels at each intensity, per class."""
-    return np.stack(
-        [np.bincount(images[labels == n].ravel(), minlength=256) for n in range(NUM_CLASSES)]
-    )
+    counts = []
+    for label in range(NUM_CLASSES):
+        pause()
+        counts.append(np.bincount(images[labels == label].ravel(), minlength=256))
+    return np.stack(counts)
 
 
 def histogram_shares(
@@ -54,7 +69,9 @@ def intensity_histograms(
     return histogram_shares(pixel_counts(images, labels), skip_background, bin_width)
 
 
-def top_components(centred: np.ndarray, count: int = 2, iterations: int = 10) -> np.ndarray:
+def top_components(
+    centred: np.ndarray, count: int = 2, iterations: int = 10, pause: Pause = no_pause
+) -> np.ndarray:
     """The ``count`` principal directions of centred (n, d) data, as (d, count) columns.
 
     Block power iteration on a few more directions than needed: for
@@ -66,6 +83,7 @@ def top_components(centred: np.ndarray, count: int = 2, iterations: int = 10) ->
     block = np.linalg.qr(rng.standard_normal((centred.shape[1], count + 4)))[0]
     block = block.astype(centred.dtype)
     for _ in range(iterations):
+        pause()
         block = np.linalg.qr(centred.T @ (centred @ block))[0]
     projected = centred @ block
     variance, rotation = np.linalg.eigh(projected.T @ projected)
@@ -76,7 +94,7 @@ def top_components(centred: np.ndarray, count: int = 2, iterations: int = 10) ->
 
 
 def pca_2d(
-    images: np.ndarray, sample_size: int, seed: int = 0
+    images: np.ndarray, sample_size: int, seed: int = 0, pause: Pause = no_pause
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Project a random sample onto its first two principal components.
 
@@ -88,7 +106,7 @@ def pca_2d(
     indices = rng.permutation(len(images))[: min(sample_size, len(images))]
     flat = images[indices].reshape(len(indices), -1).astype(np.float32) / 255.0
     centred = flat - flat.mean(axis=0)
-    components = top_components(centred)
+    components = top_components(centred, pause=pause)
     coordinates = centred @ components
     explained = (coordinates**2).sum(axis=0) / (centred**2).sum()
     return indices, coordinates, explained
@@ -113,10 +131,14 @@ class ExploreStats:
         return self.pca_indices[:size], self.pca_coordinates[:size]
 
 
-def explore_stats(images: np.ndarray, labels: np.ndarray, seed: int = 0) -> ExploreStats:
-    means, stds = class_mean_std(images, labels)
-    indices, coordinates, explained = pca_2d(images, max(PCA_SIZES), seed)
-    return ExploreStats(means, stds, pixel_counts(images, labels), indices, coordinates, explained)
+def explore_stats(
+    images: np.ndarray, labels: np.ndarray, seed: int = 0, pause: Pause = no_pause
+) -> ExploreStats:
+    """About a second of numpy, in steps of a few tens of milliseconds with ``pause`` between."""
+    means, stds = class_mean_std(images, labels, pause)
+    counts = pixel_counts(images, labels, pause)
+    indices, coordinates, explained = pca_2d(images, max(PCA_SIZES), seed, pause)
+    return ExploreStats(means, stds, counts, indices, coordinates, explained)
 
 
 def sample_indices(

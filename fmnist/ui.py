@@ -9,6 +9,8 @@ the web server never imports TensorFlow or Keras.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +40,7 @@ PAGES = {
 
 
 def setup_page(title: str, icon: str) -> None:
+    _ExploreMemo.last_page_start = time.monotonic()
     st.set_page_config(page_title=f"{title} · Fashion-MNIST Studio", page_icon=icon, layout="wide")
     # Streamlit's own navigation is turned off in config.toml because it would
     # label the home page "app"; these links are the same pages, better named.
@@ -55,11 +58,13 @@ def _dataset() -> data.Dataset:
 def dataset() -> data.Dataset:
     """The shared dataset, or a one-line error on the page and the end of this run."""
     try:
-        return _dataset()
+        loaded = _dataset()
     except data.DataError as error:
         st.error(f"Fashion-MNIST could not be loaded. {error}", icon="🚫")
         st.stop()
         raise  # st.stop() raises; this line is for type checkers
+    _warm_up_explore(loaded)
+    return loaded
 
 
 def devices(timeout: float | None = None) -> list[str] | None:
@@ -150,21 +155,69 @@ def prepare_upload(file_name: str, payload: bytes) -> imaging.PreparedImage:
     return imaging.prepare_upload(file_name, payload)
 
 
-@st.cache_data(show_spinner="Computing class statistics...")
-def class_mean_std() -> tuple[np.ndarray, np.ndarray]:
+class _ExploreMemo:
+    """Explore's statistics of one loaded dataset, shared by every session of the process.
+
+    A plain lock rather than st.cache_resource, so that a background thread can
+    fill it without a Streamlit script context.
+    """
+
+    lock = threading.Lock()  # held while computing
+    dataset: data.Dataset | None = None
+    stats: dataset_stats.ExploreStats | None = None
+    warm_up_lock = threading.Lock()  # never held long: every page takes it
+    warm_up_started = False
+    wanted = False  # a page waits for the statistics: no more pauses
+    last_page_start = 0.0  # time.monotonic() of the last page run's start
+
+
+def _explore_stats_of(
+    ds: data.Dataset, pause: dataset_stats.Pause = dataset_stats.no_pause
+) -> dataset_stats.ExploreStats:
+    with _ExploreMemo.lock:
+        if _ExploreMemo.dataset is not ds or _ExploreMemo.stats is None:
+            _ExploreMemo.stats = dataset_stats.explore_stats(ds.x_train, ds.y_train, pause=pause)
+            _ExploreMemo.dataset = ds
+        return _ExploreMemo.stats
+
+
+def explore_stats() -> dataset_stats.ExploreStats:
+    """Everything Explore derives from the training set, once per server process (~1 s)."""
     ds = dataset()
-    return dataset_stats.class_mean_std(ds.x_train, ds.y_train)
+    ready = _ExploreMemo.stats
+    if ready is not None and _ExploreMemo.dataset is ds:
+        return ready
+    _ExploreMemo.wanted = True
+    with st.spinner("Computing the class statistics and the PCA map..."):
+        return _explore_stats_of(ds)
 
 
-@st.cache_data(show_spinner="Counting pixel values...")
-def intensity_histograms(skip_background: bool) -> np.ndarray:
-    ds = dataset()
-    return dataset_stats.intensity_histograms(ds.x_train, ds.y_train, skip_background)
+def _while_pages_run() -> None:
+    """The warm-up's pause: wait while a page started in the last 1.5 s, unless one waits."""
+    while not _ExploreMemo.wanted and time.monotonic() - _ExploreMemo.last_page_start < 1.5:
+        time.sleep(0.05)
 
 
-@st.cache_data(show_spinner="Computing the PCA map...")
-def pca_map(sample_size: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return dataset_stats.pca_2d(dataset().x_train, sample_size, seed)
+def _warm_up_explore(ds: data.Dataset) -> None:
+    """Compute Explore's statistics in the background as soon as the dataset is loaded.
+
+    The first visitor usually lands on Home: by the time they open Explore, its
+    statistics are ready. The computation steps aside while any page is drawn,
+    so that Home stays as fast as without it; a page that asks for the
+    statistics sooner waits for this same computation, which then goes straight on.
+    """
+    with _ExploreMemo.warm_up_lock:
+        if _ExploreMemo.warm_up_started:
+            return
+        _ExploreMemo.warm_up_started = True
+
+    def compute() -> None:
+        try:
+            _explore_stats_of(ds, _while_pages_run)
+        except Exception:  # the page computes again, and reports
+            log.exception("Explore's statistics could not be computed in the background")
+
+    threading.Thread(target=compute, name="explore-warm-up", daemon=True).start()
 
 
 def list_runs() -> list[dict[str, Any]]:

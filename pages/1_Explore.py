@@ -1,6 +1,8 @@
-"""Explore: class balance, samples, one image's pixels, class statistics, a PCA map.
+"""Explore: class balance, samples, one image's pixels beside a PCA map, class statistics.
 
-This page never imports TensorFlow, so that it opens fast.
+This page never imports TensorFlow, so that it opens fast. Each part with widgets is a
+fragment: a click reruns that part only, and what it shows is computed once per server
+(fmnist.ui.explore_stats).
 """
 
 import streamlit as st
@@ -10,6 +12,8 @@ from fmnist.data import CLASS_NAMES, class_counts
 
 ui.setup_page("Explore", "🔍")
 KEY = "explore_"
+INDEX = KEY + "index"  # the inspected image: the number box, the heatmap and the map agree
+NOTE = KEY + "index_note"
 
 
 def draw_distribution(ds) -> None:
@@ -24,6 +28,7 @@ def draw_distribution(ds) -> None:
     )
 
 
+@st.fragment
 def draw_sample_grid(ds) -> None:
     st.subheader("Samples")
     st.session_state.setdefault(KEY + "seed", 0)
@@ -38,91 +43,107 @@ def draw_sample_grid(ds) -> None:
     indices = dataset_stats.sample_indices(
         ds.y_train, classes, count, st.session_state[KEY + "seed"]
     )
-    per_row = 8 if count > 16 else (3 if count == 9 else 8)
-    for start in range(0, len(indices), per_row):
-        row = indices[start : start + per_row]
-        st.image(
-            [imaging.enlarge(ds.x_train[i]) for i in row],
-            caption=[f"#{i} {CLASS_NAMES[ds.y_train[i]]}" for i in row],
-            width=96,
-        )
+    rows = dataset_stats.grid_rows(indices)
+    for row in rows:
+        for column, index in zip(st.columns(len(rows[0])), row, strict=False):
+            column.image(
+                imaging.enlarge(ds.x_train[index], 5),
+                caption=dataset_stats.sample_caption(int(index), int(ds.y_train[index])),
+                width="stretch",
+                output_format="PNG",
+            )
 
 
-def draw_inspector(ds) -> None:
-    st.subheader("Pixel inspector")
-    selected = st.session_state.get(KEY + "selected_index")
-    left, right = st.columns([1, 2])
-    with left:
-        index = st.number_input(
-            "Training image index",
-            0,
-            len(ds.y_train) - 1,
-            value=int(selected) if selected is not None else 0,
-            key=KEY + "index",
+def _checked_index() -> None:
+    """The number box's callback: an index out of range is brought back, with one line."""
+    index, note = dataset_stats.clamp_index(st.session_state[INDEX], len(ui.dataset().y_train))
+    st.session_state[INDEX] = index
+    st.session_state[NOTE] = note
+
+
+def _inspect_map_point() -> None:
+    """The map's callback: the clicked image becomes the inspected one, box included."""
+    points = st.session_state[KEY + "pca"].selection.points
+    if points:
+        st.session_state[INDEX] = int(points[0]["customdata"])
+        st.session_state[NOTE] = None
+
+
+@st.fragment
+def draw_inspector_and_map(ds) -> None:
+    st.subheader("One image, pixel by pixel")
+    stats = ui.explore_stats()
+    last = len(ds.y_train) - 1
+    st.session_state.setdefault(INDEX, 0)
+    map_column, inspector = st.columns(2, gap="large")
+    with map_column:
+        size = st.select_slider(
+            "Images on the map", dataset_stats.PCA_SIZES, value=3000, key=KEY + "pca_n"
         )
-        label = int(ds.y_train[index])
-        st.markdown(f"**Label:** {label} — {CLASS_NAMES[label]}  \n**Index:** {index}")
-        image = ds.x_train[index]
-        st.markdown(
-            f"Values from **{image.min()}** to **{image.max()}**, mean {image.mean():.1f}; "
-            f"{(image == 0).mean():.0%} of the pixels are background (0). Networks see them "
-            "divided by 255."
-        )
-    with right:
+        indices, coordinates = stats.pca_sample(size)
         st.plotly_chart(
-            charts.pixel_heatmap(image, f"#{index}: {CLASS_NAMES[label]}"), key=KEY + "heatmap"
+            charts.pca_scatter(coordinates, ds.y_train[indices], indices, stats.pca_explained),
+            key=KEY + "pca",
+            on_select=_inspect_map_point,
+            selection_mode="points",
         )
+        st.caption(
+            "A 2-D map of the data (PCA): each point is one training image, placed along the "
+            "two directions in which the images differ most. **Click a point** to look at its "
+            "pixels on the right; click a class in the legend to hide it."
+        )
+    with inspector:
+        box, values = st.columns([3, 2], vertical_alignment="bottom")
+        index = box.number_input(
+            f"Image index (0–{last:,})",
+            step=1,
+            key=INDEX,
+            on_change=_checked_index,
+            help=f"The {last + 1:,} training images are numbered from 0 to {last:,}. Type a "
+            "number and press Enter, use − and +, or click a point on the map.",
+        )
+        show_values = values.toggle("Show values", key=KEY + "values")
+        if st.session_state.get(NOTE):
+            st.warning(st.session_state[NOTE], icon="↩️")
+        label = int(ds.y_train[index])
+        image = ds.x_train[index]
+        title = f"#{index}: {CLASS_NAMES[label]}"
+        st.plotly_chart(charts.pixel_heatmap(image, title), key=KEY + "heatmap")
+        st.markdown(
+            f"**Label:** {label} — {CLASS_NAMES[label]} · **Index:** {index}  \n"
+            + dataset_stats.describe_image(image)
+        )
+    if show_values:
+        # The 784 numbers need the page's width to be read.
+        st.html(charts.pixel_table_html(image, f"{title}: its 784 values"))
 
 
-def draw_class_statistics(ds) -> None:
+def draw_class_images(stats) -> None:
     st.subheader("What an average garment looks like")
-    means, stds = ui.class_mean_std()
-    st.plotly_chart(charts.class_images(means, "Mean image per class"), key=KEY + "means")
+    st.plotly_chart(charts.class_images(stats.means, "Mean image per class"), key=KEY + "means")
     st.plotly_chart(
-        charts.class_images(stds, "Standard deviation per class (where images differ)", "viridis"),
+        charts.class_images(
+            stats.stds, "Standard deviation per class (where images differ)", "viridis"
+        ),
         key=KEY + "stds",
     )
+
+
+@st.fragment
+def draw_histograms(stats) -> None:
     st.subheader("Pixel intensities per class")
-    left, right = st.columns(2)
+    left, right, _ = st.columns([2, 2, 3])
     skip = left.toggle("Leave out background pixels (0)", value=True, key=KEY + "skip_background")
     log_scale = right.toggle("Logarithmic scale", value=False, key=KEY + "log")
     st.plotly_chart(
-        charts.intensity_histograms(ui.intensity_histograms(skip), log_scale),
-        key=KEY + "histograms",
+        charts.intensity_histograms(stats.histograms(skip), log_scale), key=KEY + "histograms"
     )
-
-
-def draw_pca(ds) -> None:
-    st.subheader("A 2-D map of the data (PCA)")
-    left, right = st.columns([1, 3])
-    with left:
-        sample_size = st.select_slider(
-            "Images on the map", [1000, 2000, 3000, 5000], value=3000, key=KEY + "pca_n"
-        )
-        st.caption(
-            "Each point is one training image projected on the two directions of greatest "
-            "variance. Click a point to inspect that image."
-        )
-    indices, coordinates, explained = ui.pca_map(sample_size, 0)
-    with right:
-        event = st.plotly_chart(
-            charts.pca_scatter(coordinates, ds.y_train[indices], indices, explained),
-            key=KEY + "pca",
-            on_select="rerun",
-            selection_mode="points",
-        )
-    points = event.selection.points if event else []
-    with left:
-        if points:
-            index = int(points[0]["customdata"])
-            st.image(
-                imaging.enlarge(ds.x_train[index], 6),
-                caption=f"#{index} {CLASS_NAMES[ds.y_train[index]]}",
-            )
-            if st.button("Inspect its pixels", key=KEY + "inspect"):
-                st.session_state[KEY + "selected_index"] = index
-                st.session_state.pop(KEY + "index", None)
-                st.rerun()
+    st.caption(
+        "Each panel: the share of one class's pixels in each band of 8 values (0–7, 8–15, …, "
+        "248–255), in colour, over all classes together, dotted. Sandals and sneakers have "
+        "the most dark pixels (straps, soles); coats, trousers and ankle boots the most bright "
+        "ones. About two-thirds of a trouser, sandal or sneaker picture is background (0)."
+    )
 
 
 def draw_explore() -> None:
@@ -131,9 +152,10 @@ def draw_explore() -> None:
     ui.dataset_status()
     draw_distribution(ds)
     draw_sample_grid(ds)
-    draw_inspector(ds)
-    draw_class_statistics(ds)
-    draw_pca(ds)
+    draw_inspector_and_map(ds)
+    stats = ui.explore_stats()
+    draw_class_images(stats)
+    draw_histograms(stats)
 
 
 draw_explore()

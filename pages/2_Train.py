@@ -9,6 +9,7 @@ from fmnist.schema import LR_SCHEDULES, OPTIMIZERS, JobState, JobView, TrainConf
 
 ui.setup_page("Train", "🏋️")
 KEY = "train_"
+CHART_SECONDS = 3.0
 LIMITS = {"all 60,000": 0, "30,000": 30_000, "10,000": 10_000, "5,000": 5_000, "2,000": 2_000}
 STATE_ICONS = {
     JobState.QUEUED: "⏳", JobState.RUNNING: "🏃", JobState.STOPPING: "✋",
@@ -241,18 +242,21 @@ def draw_progress(job_id: str) -> None:
         "Test accuracy", f"{job.test_accuracy:.2%}" if job.test_accuracy is not None else "–"
     )
     st.caption(f"Device: {job.device or 'not started yet'}")
-    if job.history or job.live:
-        st.plotly_chart(
-            charts.training_curves(
-                [m.as_dict() for m in job.history], [p.__dict__ for p in job.live]
-            ),
-            key=KEY + "live_chart",
-        )
-        st.caption(
-            "Running: the average over the epoch so far, as Keras reports it; it restarts "
-            "at each epoch, hence the step. Dots: whole epochs. Validation: held-out images."
-        )
     draw_controls(job)
+
+
+def draw_curves(job_id: str) -> None:
+    job = ui.training_client().job(job_id)
+    if job is None or not (job.history or job.live):
+        return
+    st.plotly_chart(
+        charts.training_curves([m.as_dict() for m in job.history], [p.__dict__ for p in job.live]),
+        key=KEY + "live_chart",
+    )
+    st.caption(
+        "Running: the average over the epoch so far, as Keras reports it; it restarts "
+        "at each epoch, hence the step. Dots: whole epochs. Validation: held-out images."
+    )
 
 
 def draw_controls(job: JobView) -> None:
@@ -450,9 +454,12 @@ def draw_train() -> None:
         if job is None:
             st.info("Choose a network and press **Start training**: the curves appear here.")
         else:
-            # Read the job from the store once a second while it runs; a fragment
-            # reruns alone, so the form and the runs table are left as they are.
+            # Read the job from the store while it runs; a fragment reruns alone, so
+            # the form and the runs table are left as they are. The numbers move
+            # every second; the chart, which costs a browser far more to redraw
+            # (a watching tab on the training machine slows the training), every 3 s.
             st.fragment(run_every=1.0 if job_active else None)(draw_progress)(job.id)
+            st.fragment(run_every=CHART_SECONDS if job_active else None)(draw_curves)(job.id)
     st.divider()
     draw_runs()
 

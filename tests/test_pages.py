@@ -60,9 +60,20 @@ def test_home(with_shipped_runs: Path) -> None:
 def test_explore_draws_its_charts_and_inspects_an_image() -> None:
     app = open_page("pages/1_Explore.py")
     assert len(app.get("plotly_chart")) == 6
+    assert len(app.get("image")) == 16  # the sample grid: one picture per column
     app.number_input(key="explore_index").set_value(123).run()
     assert any("**Index:** 123" in m.value for m in app.markdown)
+    # Past the end: brought back to the last image, with one line giving the range.
+    app.number_input(key="explore_index").set_value(99999).run()
+    assert app.number_input(key="explore_index").value == 59999
+    assert [w.value for w in app.warning] == [
+        "There is no training image #99,999: they are numbered 0–59,999. "
+        "Showing #59,999, the last one."
+    ]
+    app.toggle(key="explore_values").set_value(True).run()
+    assert app.get("html")[0].proto.body.count("<td") == 784
     app.multiselect(key="explore_classes").set_value(["Bag"]).run()
+    app.toggle(key="explore_log").set_value(True).run()
     assert not app.exception
 
 
