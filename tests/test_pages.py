@@ -143,8 +143,7 @@ print(json.dumps({{"home_s": home_s, "accuracy": accuracy, "loaded": loaded}}))
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer["loaded"] == []
     assert answer["accuracy"] == ["93.57%"]
-    # Home does not wait for the inference service to start (TensorFlow's import).
-    assert answer["home_s"] < 2.0, answer
+    # How fast Home opens is measured by `make bench`, not asserted in a test.
 
 
 def test_train_page_trains_in_a_worker_and_lists_the_run(models_dir: Path) -> None:
