@@ -205,7 +205,7 @@ def test_predict_page_with_good_and_broken_uploads(with_shipped_runs: Path) -> N
     ).run()
     assert not app.exception
     errors = [e.value for e in app.error]
-    assert len(errors) == 1 and "broken.jpg" in errors[0] and "truncated" in errors[0]
+    assert len(errors) == 1 and "broken.jpg" in errors[0] and "damaged or incomplete" in errors[0]
     verdicts = [m.value for m in app.markdown if "%" in m.value and "**" in m.value]
     assert any(name in " ".join(verdicts) for name in ("Ankle boot", "Sneaker", "Sandal", "Bag"))
     # The file name named its class, so the user's own set is scored.

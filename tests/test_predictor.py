@@ -97,7 +97,7 @@ def test_one_call_for_the_whole_upload_and_errors_keep_their_place() -> None:
     results = predictor.predict_prepared(prepared, counting)
     assert calls == [(2, 28, 28)]
     assert [r["file"] for r in results] == ["a.png", "broken.png", "b.jpg"]
-    assert "truncated" in results[1]["error"]
+    assert "damaged or incomplete" in results[1]["error"]
     assert len(results[0]["probabilities"]) == 10 and len(results[2]["top3"]) == 3
     assert results[0]["confidence"] == max(results[0]["probabilities"])
 
