@@ -279,27 +279,56 @@ def runs_comparison(records: Sequence[dict[str, Any]], labels: Sequence[str]) ->
 
 
 def confusion_heatmap(
-    matrix: np.ndarray, normalised: bool = False, names: Sequence[str] = CLASS_NAMES
+    matrix: np.ndarray,
+    normalised: bool = False,
+    names: Sequence[str] = CLASS_NAMES,
+    clickable: bool = False,
 ) -> go.Figure:
-    """Rows: true class; columns: predicted class. Click a cell to select it."""
+    """Rows: true class; columns: predicted class.
+
+    ``clickable`` lays a square, transparent marker over every cell: Plotly's
+    heatmaps report no points when clicked, scatter markers do (each carries
+    its true and predicted class as x and y, and its count). Hover picks the
+    marker nearest the mouse at any distance, so a click anywhere in a cell
+    selects that cell; the selected one is tinted orange.
+    """
     values = normalise_rows(matrix) if normalised else matrix
     text = [[f"{v:.0%}" if normalised else f"{int(v)}" for v in row] for row in values]
-    figure = go.Figure(
-        go.Heatmap(
-            z=values,
-            x=list(names),
-            y=list(names),
-            text=text,
-            texttemplate="%{text}",
-            colorscale="Blues",
-            colorbar=dict(title="share" if normalised else "images"),
-            customdata=matrix,
-            hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata} images<extra></extra>",
-        )
+    hover = "true %{y}<br>predicted %{x}<br>%{customdata} images<extra></extra>"
+    heatmap = go.Heatmap(
+        z=values,
+        x=list(names),
+        y=list(names),
+        text=text,
+        texttemplate="%{text}",
+        colorscale="Blues",
+        colorbar=dict(title="share" if normalised else "images"),
+        customdata=matrix,
+        hovertemplate=hover,
+        hoverinfo="skip" if clickable else None,
     )
+    figure = go.Figure(heatmap)
+    height = min(520, 160 + 36 * len(names))
+    if clickable:
+        size = len(names)
+        rows, cols = np.divmod(np.arange(size * size), size)
+        figure.add_trace(
+            go.Scatter(
+                x=[names[c] for c in cols],
+                y=[names[r] for r in rows],
+                customdata=np.asarray(matrix).ravel(),
+                mode="markers",
+                marker=dict(symbol="square", size=34, color="rgba(0,0,0,0)"),
+                selected=dict(marker=dict(color="rgba(255,127,14,0.45)")),
+                unselected=dict(marker=dict(opacity=1)),
+                hovertemplate=hover,
+                showlegend=False,
+            )
+        )
+        figure.update_layout(hovermode="closest", hoverdistance=-1, clickmode="event+select")
     figure.update_yaxes(autorange="reversed", title="true class")
     figure.update_xaxes(title="predicted class", side="bottom")
-    figure.update_layout(height=min(520, 160 + 36 * len(names)), margin=dict(t=20, b=10))
+    figure.update_layout(height=height, margin=dict(t=20, b=10))
     return figure
 
 

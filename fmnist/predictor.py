@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fmnist import evaluation
+from fmnist import evaluation, novelty
 from fmnist.data import CLASS_NAMES, NUM_CLASSES
 from fmnist.imaging import PreparedImage
 
@@ -35,24 +35,39 @@ def describe(probabilities: np.ndarray) -> dict[str, Any]:
 
 
 def predict_prepared(
-    prepared: list[PreparedImage], predict: Callable[[np.ndarray], np.ndarray]
+    prepared: list[PreparedImage],
+    predict: Callable[[np.ndarray], np.ndarray],
+    unlikeness: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
     """Every usable picture through ``predict`` in one call; the others keep their reason.
 
     ``predict`` maps uint8 (N, 28, 28) pictures to their (N, 10) softmax.
+    ``unlikeness`` (``fmnist.novelty``) maps them to how unlike Fashion-MNIST
+    each one is; with it, each result also says whether it is ``unusual``.
     """
     usable = [p for p in prepared if p.pixels is not None]
-    probabilities = (
-        predict(np.stack([p.pixels for p in usable])) if usable else np.empty((0, NUM_CLASSES))
-    )
-    by_file = iter(probabilities)
+    pixels = np.stack([p.pixels for p in usable]) if usable else np.empty((0, 28, 28), np.uint8)
+    probabilities = predict(pixels) if usable else np.empty((0, NUM_CLASSES))
+    scores = unlikeness(pixels) if usable and unlikeness is not None else None
+    by_file = iter(range(len(usable)))
     results: list[dict[str, Any]] = []
     for item in prepared:
         if item.pixels is None:
             results.append({"file": item.file, "error": item.error})
-        else:
-            results.append({"file": item.file, **describe(next(by_file))})
+            continue
+        index = next(by_file)
+        result = {"file": item.file, **describe(probabilities[index])}
+        if scores is not None:
+            result["unlikeness"] = float(scores[index])
+            result["unusual"] = novelty.is_unusual(float(scores[index]))
+        results.append(result)
     return results
+
+
+def short_softmax(probabilities: np.ndarray, count: int = 2) -> str:
+    """'Shirt 62% · T-shirt/top 30%': the leading classes of one softmax, for a caption."""
+    order = np.argsort(probabilities)[::-1][:count]
+    return " · ".join(f"{CLASS_NAMES[i]} {probabilities[i]:.0%}" for i in order)
 
 
 def confusion_cell(point: dict[str, Any]) -> tuple[int, int]:

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from fmnist import config, imaging, predictor
+from fmnist import charts, config, imaging, novelty, predictor
 from fmnist.data import CLASS_NAMES
 from fmnist.inference_protocol import ModelError
 from fmnist.ml import inference
@@ -133,6 +133,14 @@ def test_describe_puts_a_softmax_into_words() -> None:
 
 def test_a_clicked_cell_and_the_pictures_behind_it() -> None:
     assert predictor.confusion_cell({"x": "Shirt", "y": "T-shirt/top"}) == (0, 6)
+    # What Streamlit reports for a click on the clickable matrix: one of its markers.
+    figure = charts.confusion_heatmap(np.arange(100).reshape(10, 10), clickable=True)
+    markers = figure.data[1]
+    assert markers.type == "scatter" and len(markers.x) == 100
+    cell = 6 * 10 + 0  # true Shirt, predicted T-shirt/top
+    point = {"x": markers.x[cell], "y": markers.y[cell], "customdata": markers.customdata[cell]}
+    assert predictor.confusion_cell(point) == (6, 0) and point["customdata"] == 60
+    assert figure.layout.hoverdistance == -1 and figure.data[0].hoverinfo == "skip"
     labels = np.array([0, 0, 6, 0, 6])
     predictions = np.array([6, 0, 6, 6, 0])
     np.testing.assert_array_equal(predictor.cell_images(labels, predictions, 0, 6), [0, 3])
@@ -159,3 +167,27 @@ def test_own_set_is_scored_on_the_classes_that_occur() -> None:
     assert own.classes == [7, 9] and own.names == [CLASS_NAMES[7], CLASS_NAMES[9]]
     np.testing.assert_array_equal(own.matrix, [[1, 0], [1, 1]])
     assert (own.right, own.total) == (2, 3) and own.accuracy == pytest.approx(2 / 3)
+
+
+def test_pictures_unlike_fashion_mnist_are_flagged() -> None:
+    good = encode(boot_picture(), "PNG")
+    prepared = [
+        imaging.prepare_upload("a.png", good),
+        imaging.prepare_upload("broken.png", good[:100]),
+        imaging.prepare_upload("b.png", good),
+    ]
+    results = predictor.predict_prepared(
+        prepared,
+        lambda images: np.full((len(images), 10), 0.1),
+        lambda images: np.array([0.2, novelty.THRESHOLD + 0.1]),
+    )
+    assert [r.get("unusual") for r in results] == [False, None, True]
+    assert results[2]["unlikeness"] == pytest.approx(novelty.THRESHOLD + 0.1)
+    # Without the signal (the command line), results are as before.
+    plain = predictor.predict_prepared(prepared, lambda images: np.full((len(images), 10), 0.1))
+    assert "unusual" not in plain[0]
+
+
+def test_short_softmax() -> None:
+    probabilities = np.array([0.3, 0, 0, 0, 0, 0, 0.62, 0, 0.08, 0])
+    assert predictor.short_softmax(probabilities) == "Shirt 62% · T-shirt/top 30%"
