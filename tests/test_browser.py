@@ -202,21 +202,28 @@ def test_server_never_loads_tensorflow_through_a_full_walk(
     assert rss_mb < 600, f"the server holds {rss_mb:.0f} MB"
 
 
+def steady_speed(run_json: Path) -> float:
+    """Images per second of a run's epochs after the first (which includes tracing)."""
+    record = json.loads(run_json.read_text())
+    seconds = sorted(epoch["seconds"] for epoch in record["history"][1:])
+    return record["train_images"] / seconds[len(seconds) // 2]
+
+
 def test_watched_training_keeps_its_speed_and_only_its_owner_can_stop_it(
     page: Page, server: Server, tmp_path: Path, browser
 ) -> None:
     # The same training from the command line, for comparison.
     env = {**os.environ, "FMNIST_MODELS_DIR": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    arguments = ["--network", "mlp", "--epochs", "3", "--limit", "10000", "--json"]
+    arguments = ["--network", "mlp", "--epochs", "4", "--limit", "10000", "--json"]
     done = subprocess.run(
         [sys.executable, "-m", "fmnist", "train", *arguments],
         capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    command_line = json.loads(done.stdout)["images_per_second"]
+    command_line = steady_speed(Path(json.loads(done.stdout)["path"]) / "run.json")
 
     open_page(page, server.url, "/Train", "🏋️ Train a network")
-    job_url = start_training(page, "mlp", "10,000", 3)
+    job_url = start_training(page, "mlp", "10,000", 4)
     # Another person opens the same job without its key: they watch, they cannot stop it.
     other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     other.goto(job_url.split("&key=")[0].replace("?key=", "?"))
@@ -224,17 +231,17 @@ def test_watched_training_keeps_its_speed_and_only_its_owner_can_stop_it(
         timeout=60_000
     )
     expect(other.get_by_role("button", name="Stop")).to_have_count(0)
+    other.context.close()
     expect(page.get_by_text("Saved as run")).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
     run_id = page.get_by_text("Saved as run").inner_text().split("`")[0].split()[-1].strip(".")
-    record = json.loads((server.models / run_id / "run.json").read_text())
-    watched = record["images_per_second"]
+    watched = steady_speed(server.models / run_id / "run.json")
     (OUTPUT_DIR / "watched-training.txt").write_text(
-        f"mlp 10,000 images x 3 epochs: watched {watched:,.0f} images/s, "
+        f"mlp 10,000 images x 4 epochs, epochs 2-4: watched {watched:,.0f} images/s, "
         f"command line {command_line:,.0f} images/s, ratio {watched / command_line:.2f}\n"
     )
-    # The benchmark holds the real target (0.90); this only catches a collapse.
+    # The benchmark holds the real target (0.90); this only catches a collapse, such as
+    # the 10-30x slowdown of a training living inside the web server.
     assert watched >= 0.5 * command_line, (watched, command_line)
-    other.context.close()
 
 
 def test_kill_9_of_the_server_keeps_queued_jobs_and_resumes_the_running_one(
