@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import streamlit as st
 
-from fmnist import data, dataset_stats, imaging, inference_client, runs
+from fmnist import data, dataset_stats, imaging, inference_client, novelty, runs, uploads
 from fmnist.inference_client import InferenceError, ModelInfo, ModelRef, RunModel
 
 if TYPE_CHECKING:
@@ -150,11 +150,6 @@ def test_probabilities(ref: ModelRef) -> np.ndarray:
     return inference_client.test_probabilities(ref)
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def prepare_upload(file_name: str, payload: bytes) -> imaging.PreparedImage:
-    return imaging.prepare_upload(file_name, payload)
-
-
 class _ExploreMemo:
     """Explore's statistics of one loaded dataset, shared by every session of the process.
 
@@ -255,3 +250,96 @@ def format_seconds(seconds: float | None) -> str:
     if hours:
         return f"{hours}h {minutes:02d}m"
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+# -- Predict: the session's own pictures and how unusual they look ----------------
+
+PICTURES_KEY = "predict_pictures"
+REFUSED_KEY = "predict_refused"
+HANDED_KEY = "predict_handed_over"
+
+
+def kept_pictures() -> uploads.Store:
+    """This browser session's pictures (digest -> Picture), kept across reruns and pages."""
+    return st.session_state.setdefault(PICTURES_KEY, {})
+
+
+def add_pictures(files: list[tuple[str, bytes]]) -> None:
+    """Keep every usable picture; the others get one line each, shown until the next addition."""
+    store = kept_pictures()
+    refused = []
+    for name, payload in files:
+        digest = uploads.digest_of(payload)
+        prepared = (
+            store[digest].prepared if digest in store else imaging.prepare_upload(name, payload)
+        )
+        if prepared.error is not None:
+            refused.append((name, prepared.error))
+        elif not uploads.add(store, name, digest, prepared):
+            refused.append(
+                (name, f"you already keep {uploads.MAX_PICTURES} pictures: remove some first")
+            )
+    st.session_state[REFUSED_KEY] = refused
+
+
+def add_uploaded_files(files: list[Any]) -> None:
+    """Keep the uploader's files that it has not handed over before (it keeps listing them)."""
+    handed = st.session_state.setdefault(HANDED_KEY, set())
+    new = [f for f in files if f.file_id not in handed]
+    handed.update(f.file_id for f in new)
+    if new:
+        add_pictures([(f.name, f.getvalue()) for f in new])
+
+
+def refused_pictures() -> list[tuple[str, str]]:
+    """(file name, reason) of the files refused by the last addition."""
+    return st.session_state.get(REFUSED_KEY, [])
+
+
+class _ShapeMemo:
+    """The shape space of one loaded dataset, shared by every session (filled by a thread)."""
+
+    lock = threading.Lock()
+    dataset: data.Dataset | None = None
+    space: novelty.ShapeSpace | None = None
+    warm_up_started = False
+
+
+def _shape_space_of(ds: data.Dataset) -> novelty.ShapeSpace:
+    with _ShapeMemo.lock:
+        if _ShapeMemo.dataset is not ds or _ShapeMemo.space is None:
+            _ShapeMemo.space = novelty.fit(ds.x_train)
+            _ShapeMemo.dataset = ds
+        return _ShapeMemo.space
+
+
+def shape_space() -> novelty.ShapeSpace:
+    """What Fashion-MNIST's pictures look like (``fmnist.novelty``), once per process (~1 s)."""
+    ds = dataset()
+    ready = _ShapeMemo.space
+    if ready is not None and _ShapeMemo.dataset is ds:
+        return ready
+    with st.spinner("Learning what Fashion-MNIST's pictures look like..."):
+        return _shape_space_of(ds)
+
+
+def warm_up_shape_space() -> None:
+    """Start computing the shape space in the background, so the first upload does not wait."""
+    ds = dataset()
+    with _ShapeMemo.lock:
+        if _ShapeMemo.warm_up_started:
+            return
+        _ShapeMemo.warm_up_started = True
+
+    def compute() -> None:
+        try:
+            _shape_space_of(ds)
+        except Exception:  # the page computes again, and reports
+            log.exception("the shape space could not be computed in the background")
+
+    threading.Thread(target=compute, name="shape-space-warm-up", daemon=True).start()
+
+
+def unlikeness(pixels: np.ndarray) -> np.ndarray:
+    """(N,) how unlike Fashion-MNIST each (28, 28) picture is; see ``fmnist.novelty``."""
+    return novelty.unlikeness(shape_space(), pixels)

@@ -1,7 +1,10 @@
 """Predict: upload pictures, see the softmax, and study the confusion matrix of a model.
 
 Models live in the inference service: this page holds references to them
-(``ModelRef``) and asks the client for probabilities.
+(``ModelRef``) and asks the client for probabilities. The user's pictures are
+kept for the session by ``fmnist.ui`` and ``fmnist.uploads``. Only the open tab
+runs (lazy tabs), and each tab is a fragment: a click inside a tab reruns that
+tab alone.
 """
 
 from collections.abc import Callable
@@ -9,13 +12,23 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
-from fmnist import charts, evaluation, imaging, inference_client, predictor, runs, ui
+from fmnist import charts, config, evaluation, imaging, inference_client, predictor, runs, ui
+from fmnist import uploads as kept
 from fmnist.data import CLASS_NAMES
 from fmnist.inference_client import InferenceError, ModelError, ModelInfo, ModelRef
 
 ui.setup_page("Predict", "🔮")
 KEY = "predict_"
 GREEN, RED = (44, 160, 44), (214, 39, 40)
+TABS = ["📤 Your pictures", "🎲 A test image", "🧮 Confusion matrix", "🖼️ Gallery"]
+NO_CLASS = -1  # the "—" of the True class boxes (None would mean "nothing chosen" there)
+TRUE_CLASS_OPTIONS = [NO_CLASS, *range(len(CLASS_NAMES))]
+
+# Settings that outlive a closed tab or a visit to another page: Streamlit
+# forgets a widget's value when the widget is not drawn, unless the page sets it.
+for name in ("normalise", "only_wrong", "test_index", "camera_on", "gallery_seed"):
+    if KEY + name in st.session_state:
+        st.session_state[KEY + name] = st.session_state[KEY + name]
 
 
 def choose_model() -> ModelInfo | None:
@@ -74,7 +87,15 @@ def draw_prediction(result: dict, true_label: int | None, key: str) -> None:
         )
     st.markdown(verdict)
     st.caption(" · ".join(f"{name} {p:.1%}" for name, p in result["top3"]))
-    if confidence < predictor.LOW_CONFIDENCE:
+    if result.get("unusual"):
+        st.warning(
+            "**This picture looks unlike the clothes the network learned from** (grey photos "
+            "of one garment, filled in, light on black). The network still has to pick one of "
+            "its ten classes, so its answer, however confident, means little here. Drawings, "
+            "outlines, text and scenes often look like this.",
+            icon="🧐",
+        )
+    elif confidence < predictor.LOW_CONFIDENCE:
         st.warning(
             "Low confidence: the network is unsure. Pictures unlike Fashion-MNIST "
             "(several objects, busy backgrounds) often get this.",
@@ -83,61 +104,156 @@ def draw_prediction(result: dict, true_label: int | None, key: str) -> None:
     st.plotly_chart(charts.softmax_bars(result["probabilities"], true_label, height=260), key=key)
 
 
-def draw_uploads(model: ModelRef) -> None:
-    uploads = st.file_uploader(
-        "Pictures of clothes, shoes or bags: PNG, JPEG, WebP, BMP, GIF or TIFF",
+# -- Your pictures ----------------------------------------------------------------------
+
+
+def camera_key() -> str:
+    """The camera gets a new key after each photo: an empty camera, ready for the next."""
+    return f"{KEY}camera_{st.session_state.get(KEY + 'camera_round', 0)}"
+
+
+def take_uploads() -> None:
+    # The uploader keeps listing what it received (with the browser's own line
+    # for a file over the limit); only files it has not handed over yet are added.
+    ui.add_uploaded_files(st.session_state.get(KEY + "uploads") or [])
+
+
+def take_photo(key: str) -> None:
+    photo = st.session_state.get(key)
+    if photo is not None:
+        ui.add_pictures([(kept.camera_name(ui.kept_pictures()), photo.getvalue())])
+    st.session_state[KEY + "camera_round"] = st.session_state.get(KEY + "camera_round", 0) + 1
+
+
+def choose_true_class(digest: str, key: str) -> None:
+    chosen = st.session_state[key]
+    kept.set_label(ui.kept_pictures(), digest, None if chosen == NO_CLASS else chosen)
+
+
+def remove_all() -> None:
+    ui.kept_pictures().clear()
+
+
+def draw_adders() -> None:
+    st.file_uploader(
+        f"Pictures of clothes, shoes or bags: {imaging.ACCEPTED_NAMES}, "
+        f"up to {config.MAX_UPLOAD_MB} MB each",
         type=imaging.ACCEPTED_EXTENSIONS,
         accept_multiple_files=True,
+        max_upload_size=config.MAX_UPLOAD_MB,
         key=KEY + "uploads",
+        on_change=take_uploads,
+        help="Each picture is kept for this browser session, with the class you give it, "
+        "until you remove it with its own 🗑️ Remove button: you can switch models or pages "
+        "and come back. Removing a file from this list removes nothing.",
     )
-    if not uploads:
+    if st.toggle("📷 Use the camera", key=KEY + "camera_on"):
+        key = camera_key()
+        st.camera_input(
+            "Take a photo: one garment, shoe or bag, on a plain background, filling the frame",
+            key=key,
+            on_change=take_photo,
+            args=(key,),
+        )
+    for name, reason in ui.refused_pictures():
+        st.error(f"**{name}**: {reason}", icon="🚫")
+
+
+def draw_picture(digest: str, picture: kept.Picture, result: dict) -> None:
+    store = ui.kept_pictures()
+    item = picture.prepared
+    short = digest[:16]
+    with st.container(border=True, key=f"{KEY}card_{short}"):
+        original, seen, verdict = st.columns([1, 1, 2])
+        with original:
+            st.image(item.original, caption=picture.name, width="stretch")
+            st.button(
+                "🗑️ Remove", key=f"{KEY}remove_{short}", on_click=kept.remove, args=(store, digest)
+            )
+        seen.image(
+            imaging.enlarge(item.pixels, 8),
+            caption="what the network sees (28×28)" + (", inverted" if item.inverted else ""),
+            width="stretch",
+        )
+        with verdict:
+            truth_key = f"{KEY}truth_{short}"
+            st.session_state[truth_key] = NO_CLASS if picture.label is None else picture.label
+            st.selectbox(
+                "True class (optional)",
+                TRUE_CLASS_OPTIONS,
+                format_func=lambda c: "—" if c == NO_CLASS else CLASS_NAMES[c],
+                key=truth_key,
+                on_change=choose_true_class,
+                args=(digest, truth_key),
+            )
+            if picture.guessed:
+                st.markdown(
+                    f"🤔 **{CLASS_NAMES[picture.label]}** was guessed from the file name — "
+                    "confirm? A guess is not counted in your accuracy."
+                )
+                yes, clear = st.columns(2)
+                yes.button(
+                    "✔️ Confirm",
+                    key=f"{KEY}confirm_{short}",
+                    on_click=kept.confirm,
+                    args=(store, digest),
+                )
+                clear.button(
+                    "✖️ Clear",
+                    key=f"{KEY}clear_{short}",
+                    on_click=kept.set_label,
+                    args=(store, digest, None),
+                )
+            draw_prediction(
+                result, picture.label if picture.counted else None, key=f"{KEY}softmax_{short}"
+            )
+
+
+def draw_uploads(model: ModelRef) -> None:
+    draw_adders()
+    store = ui.kept_pictures()
+    if not store:
         st.info(
-            "Upload one or more pictures. Each is turned into what the network expects: grey, "
+            "Upload pictures or take a photo. Each is turned into what the network expects: grey, "
             "light on black, cropped to the object, 28×28 — you see both side by side."
         )
         return
-    prepared = [ui.prepare_upload(f.name, f.getvalue()) for f in uploads]
-    # All usable pictures go through the network in one call.
+    pictures = list(store.items())
+    # All pictures go through the network in one call.
     results = predictor.predict_prepared(
-        prepared, lambda pixels: inference_client.predict(model, pixels)
+        [p.prepared for _, p in pictures],
+        lambda pixels: inference_client.predict(model, pixels),
+        ui.unlikeness,
     )
+    heading, clear = st.columns([4, 1])
+    heading.markdown(f"**{len(pictures)} picture(s)**, kept for this session")
+    clear.button("🗑️ Remove all", key=KEY + "remove_all", on_click=remove_all)
     truths, guesses = [], []
-    for index, (item, result) in enumerate(zip(prepared, results, strict=True)):
-        if "error" in result:
-            st.error(f"**{item.file}**: {result['error']}", icon="🚫")
-            continue
-        with st.container(border=True):
-            original, seen, verdict = st.columns([1, 1, 2])
-            original.image(item.original, caption=f"{item.file}", width="stretch")
-            seen.image(
-                imaging.enlarge(item.pixels, 8),
-                caption="what the network sees (28×28)" + (", inverted" if item.inverted else ""),
-                width="stretch",
-            )
-            with verdict:
-                options = [None, *range(len(CLASS_NAMES))]
-                true_label = st.selectbox(
-                    "True class (optional)",
-                    options,
-                    index=options.index(item.true_label),
-                    format_func=lambda c: "—" if c is None else CLASS_NAMES[c],
-                    key=f"{KEY}truth_{index}_{item.file}",
-                )
-                draw_prediction(result, true_label, key=f"{KEY}softmax_{index}_{item.file}")
-        if true_label is not None:
-            truths.append(true_label)
+    for (digest, picture), result in zip(pictures, results, strict=True):
+        draw_picture(digest, picture, result)
+        if picture.counted:
+            truths.append(picture.label)
             guesses.append(result["label"])
+    guessed = sum(p.guessed for _, p in pictures)
     if truths:
         st.subheader("Your own set")
         own = predictor.score_own_set(truths, guesses)
         st.metric(
             "Accuracy on your pictures",
             f"{own.accuracy:.0%}",
-            help=f"{own.right} of {own.total} right",
+            help=f"{own.right} of {own.total} right, counting the classes you chose or confirmed",
         )
         st.plotly_chart(
             charts.confusion_heatmap(own.matrix, names=own.names), key=KEY + "own_matrix"
         )
+    if guessed:
+        st.caption(
+            f"{guessed} picture(s) have a class guessed from the file name: confirm it, or choose "
+            "the class, to count them in the accuracy on your pictures."
+        )
+
+
+# -- A test image, the confusion matrix, the gallery -------------------------------------
 
 
 def draw_test_image(model: ModelRef) -> None:
@@ -163,12 +279,31 @@ def draw_confusion(model: ModelRef) -> None:
     st.metric("Test accuracy", f"{scores.accuracy:.2%}", help="on the 10,000 test images")
     normalised = st.toggle("Normalise by row (share of each true class)", key=KEY + "normalise")
     event = st.plotly_chart(
-        charts.confusion_heatmap(matrix, normalised),
+        charts.confusion_heatmap(matrix, normalised, clickable=True),
         key=KEY + "matrix",
         on_select="rerun",
         selection_mode="points",
     )
     points = event.selection.points if event else []
+    if points:
+        true, predicted = predictor.confusion_cell(points[0])
+        indices = predictor.cell_images(ds.y_test, scores.predictions, true, predicted)
+        st.subheader(
+            f"True {CLASS_NAMES[true]}, predicted {CLASS_NAMES[predicted]}: {len(indices)}"
+        )
+        if len(indices) == 0:
+            st.caption("No test image in this cell.")
+        shown = indices[:18]
+        columns = st.columns(6)
+        for slot, i in enumerate(shown):
+            columns[slot % 6].image(
+                imaging.enlarge(ds.x_test[i], 4),
+                caption=f"#{i}: {predictor.short_softmax(probabilities[i])}",
+            )
+        if len(indices) > len(shown):
+            st.caption(f"The first {len(shown)} of {len(indices)}.")
+    else:
+        st.caption("Click a cell of the matrix to see the test images behind it.")
     left, right = st.columns(2)
     with left:
         st.markdown("**Per-class precision, recall and F1**")
@@ -186,23 +321,6 @@ def draw_confusion(model: ModelRef) -> None:
             st.markdown(
                 f"- {count} × **{CLASS_NAMES[true]}** taken for **{CLASS_NAMES[predicted]}**"
             )
-    if points:
-        true, predicted = predictor.confusion_cell(points[0])
-        indices = predictor.cell_images(ds.y_test, scores.predictions, true, predicted)
-        st.subheader(
-            f"True {CLASS_NAMES[true]}, predicted {CLASS_NAMES[predicted]}: {len(indices)}"
-        )
-        shown = indices[:12]
-        columns = st.columns(4)
-        for slot, i in enumerate(shown):
-            with columns[slot % 4]:
-                st.image(imaging.enlarge(ds.x_test[i], 4), caption=f"#{i}")
-                st.plotly_chart(
-                    charts.softmax_bars(probabilities[i], true, height=220),
-                    key=f"{KEY}cell_{i}",
-                )
-    else:
-        st.caption("Click a cell of the matrix to see the test images behind it.")
 
 
 def draw_gallery(model: ModelRef) -> None:
@@ -244,25 +362,44 @@ def guarded(draw: Callable[[ModelRef], None], model: ModelRef) -> None:
         st.error(f"No prediction: {error}", icon="🚫")
 
 
+# Each tab is a fragment: its widgets rerun the tab alone, not the page.
+@st.fragment
+def uploads_tab(model: ModelRef) -> None:
+    guarded(draw_uploads, model)
+
+
+@st.fragment
+def test_image_tab(model: ModelRef) -> None:
+    guarded(draw_test_image, model)
+
+
+@st.fragment
+def confusion_tab(model: ModelRef) -> None:
+    guarded(draw_confusion, model)
+
+
+@st.fragment
+def gallery_tab(model: ModelRef) -> None:
+    guarded(draw_gallery, model)
+
+
 def draw_predict() -> None:
     st.title("🔮 Predict")
     # The service imports TensorFlow (seconds): start it while the dataset loads.
     inference_client.warm_up()
     ui.dataset()
+    ui.warm_up_shape_space()
     chosen = choose_model()
     if chosen is None:
         return
-    uploads, test_image, confusion, gallery = st.tabs(
-        ["📤 Your pictures", "🎲 A test image", "🧮 Confusion matrix", "🖼️ Gallery"]
-    )
-    for tab, draw in (
-        (uploads, draw_uploads),
-        (test_image, draw_test_image),
-        (confusion, draw_confusion),
-        (gallery, draw_gallery),
+    # Lazy tabs: only the open one runs; switching tabs reruns the page.
+    tabs = st.tabs(TABS, key=KEY + "tab", on_change="rerun")
+    for tab, draw in zip(
+        tabs, (uploads_tab, test_image_tab, confusion_tab, gallery_tab), strict=True
     ):
-        with tab:
-            guarded(draw, chosen.ref)
+        if tab.open:
+            with tab:
+                draw(chosen.ref)
 
 
 draw_predict()

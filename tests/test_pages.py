@@ -127,6 +127,8 @@ predict.file_uploader(key="predict_uploads").set_value(
     [("ankle-boot.png", encode(boot_picture(), "PNG"), "image/png")]
 ).run()
 assert not predict.exception, [e.value for e in predict.exception]
+predict.session_state["predict_tab"] = "🧮 Confusion matrix"  # tabs are lazy
+predict.run()
 accuracy = [m.value for m in predict.metric if m.label == "Test accuracy"]
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
 print(json.dumps({{"home_s": home_s, "accuracy": accuracy, "loaded": loaded}}))
@@ -197,22 +199,96 @@ def test_only_the_operator_sees_and_stops_other_peoples_jobs(
     assert "admin" not in operator.query_params  # the secret does not stay in the URL
 
 
+def open_tab(app: AppTest, label: str) -> AppTest:
+    """Predict's tabs are lazy: only the open one runs."""
+    app.session_state["predict_tab"] = label
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def upload(app: AppTest, *files: tuple[str, bytes, str]) -> AppTest:
+    """Add pictures through the uploader (it hands each file over once)."""
+    app.file_uploader[0].set_value(list(files)).run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def captions(app: AppTest) -> list[str]:
+    return [caption for image in app.image for caption in image.captions]
+
+
+def verdicts(app: AppTest) -> list[str]:
+    return [m.value for m in app.markdown if "%" in m.value and m.value.startswith("**")]
+
+
 def test_predict_page_with_good_and_broken_uploads(with_shipped_runs: Path) -> None:
     app = open_page("pages/3_Predict.py")
     good = encode(boot_picture(), "PNG")
-    app.file_uploader(key="predict_uploads").set_value(
-        [("ankle-boot.png", good, "image/png"), ("broken.jpg", good[:300], "image/jpeg")]
-    ).run()
-    assert not app.exception
+    upload(app, ("ankle-boot.png", good, "image/png"), ("broken.jpg", good[:300], "image/jpeg"))
     errors = [e.value for e in app.error]
     assert len(errors) == 1 and "broken.jpg" in errors[0] and "damaged or incomplete" in errors[0]
-    verdicts = [m.value for m in app.markdown if "%" in m.value and "**" in m.value]
-    assert any(name in " ".join(verdicts) for name in ("Ankle boot", "Sneaker", "Sandal", "Bag"))
-    # The file name named its class, so the user's own set is scored.
+    assert any(n in " ".join(verdicts(app)) for n in ("Ankle boot", "Sneaker", "Sandal", "Bag"))
+    # The file name named its class: a guess, shown as such and not counted until confirmed.
+    assert any("guessed from the file name" in m.value for m in app.markdown)
+    assert not any(m.label == "Accuracy on your pictures" for m in app.metric)
+    app.button(key=next(b.key for b in app.button if b.label == "✔️ Confirm")).click().run()
     assert any(m.label == "Accuracy on your pictures" for m in app.metric)
+    assert not any("guessed from the file name" in m.value for m in app.markdown)
     # The other tabs: the test image, and the confusion matrix of the 10,000 test images.
-    assert any("✅" in v or "❌" in v for v in verdicts)
+    open_tab(app, "🎲 A test image")
+    assert any("✅" in v or "❌" in v for v in verdicts(app))
+    open_tab(app, "🧮 Confusion matrix")
     assert [m.value for m in app.metric if m.label == "Test accuracy"] == ["93.57%"]
+    assert app.file_uploader.len == 0  # the pictures tab no longer runs
+
+
+def test_uploads_and_labels_outlive_removals_model_switches_and_other_pages(
+    with_shipped_runs: Path,
+) -> None:
+    app = open_page("pages/3_Predict.py")
+    pictures = [
+        (f"IMG_{n}.png", encode(boot_picture(size=(400 + 10 * n, 300)), "PNG"), "image/png")
+        for n in range(3)
+    ]
+    upload(app, *pictures[:2])
+    upload(app, pictures[2])  # the uploader only adds
+    assert len(app.selectbox) == 1 + 3  # the run, and one true class per picture
+    truths = [s for s in app.selectbox if s.key.startswith("predict_truth_")]
+    for box, label in zip(truths, (9, 7, 5), strict=True):
+        box.set_value(label).run()
+    assert [m.value for m in app.metric if m.label == "Accuracy on your pictures"]
+    # Remove the middle picture: the others keep their classes.
+    removes = [b for b in app.button if b.label == "🗑️ Remove"]
+    removes[1].click().run()
+    truths = [s for s in app.selectbox if s.key.startswith("predict_truth_")]
+    assert [s.value for s in truths] == [9, 5]
+    # Another model and back, another page and back: all still there.
+    app.radio(key="predict_source").set_value("Import a .keras file").run()
+    app.radio(key="predict_source").set_value("A saved run").run()
+    app.switch_page("pages/1_Explore.py").run()
+    app.switch_page("pages/3_Predict.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    truths = [s for s in app.selectbox if s.key.startswith("predict_truth_")]
+    assert [s.value for s in truths] == [9, 5]
+    assert [c for c in captions(app) if c.startswith("IMG_")] == ["IMG_0.png", "IMG_2.png"]
+    help_text = next(m for m in app.metric if m.label == "Accuracy on your pictures").help
+    assert "of 2 right" in help_text
+
+
+def test_a_camera_photo_joins_the_kept_pictures(with_shipped_runs: Path) -> None:
+    app = open_page("pages/3_Predict.py")
+    upload(app, ("sneaker.png", encode(boot_picture(), "PNG"), "image/png"))
+    app.toggle(key="predict_camera_on").set_value(True).run()
+    assert app.camera_input[0].label.startswith("Take a photo")
+    photo = encode(boot_picture(size=(640, 480)), "JPEG", quality=85)
+    app.camera_input[0].set_value(("image.jpg", photo, "image/jpeg")).run()
+    assert not app.exception, [e.value for e in app.exception]
+    shown = captions(app)
+    assert "sneaker.png" in shown and "camera photo 1.jpg" in shown
+    assert sum("what the network sees" in c for c in shown) == 2
+    # The camera is ready for the next photo (a fresh widget, empty).
+    assert app.camera_input[0].key == "predict_camera_1" and app.camera_input[0].value is None
 
 
 def test_predict_page_refuses_a_bad_model_file(with_shipped_runs: Path) -> None:
