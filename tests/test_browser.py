@@ -122,6 +122,9 @@ def test_predict_one_good_one_broken_upload(page: Page, server: Server, dataset:
     expect(page.get_by_text("broken.png:")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("what the network sees (28×28)")).to_have_count(1, timeout=60_000)
     wait_until_idle(page)
+    # The class guessed from the file name counts once the user confirms it.
+    page.get_by_role("button", name="Confirm").first.click()
+    wait_until_idle(page)
     expect(page.get_by_text("Accuracy on your pictures")).to_be_visible()
     own = page.get_by_role("tabpanel", name="📤 Your pictures")
     expect(own.get_by_test_id("stMetricValue")).to_have_text("100%")  # it is an ankle boot
