@@ -5,12 +5,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+# Only this machine can open the app; `make run ADDRESS=0.0.0.0` shares it on the network.
+ADDRESS ?= 127.0.0.1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: run test bench lint dataset chromium clean
 
 run: $(VENV)/.runtime-installed dataset
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 test: $(VENV)/.test-installed dataset chromium
 	$(BIN)/ruff check .
