@@ -8,7 +8,10 @@ the web server never imports TensorFlow or Keras.
 
 from __future__ import annotations
 
+import hmac
 import logging
+import os
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -42,12 +45,56 @@ PAGES = {
 def setup_page(title: str, icon: str) -> None:
     _ExploreMemo.last_page_start = time.monotonic()
     st.set_page_config(page_title=f"{title} · Fashion-MNIST Studio", page_icon=icon, layout="wide")
+    # Before anything else of the page, the sidebar included: every page calls this.
+    require_access_code()
     # Streamlit's own navigation is turned off in config.toml because it would
     # label the home page "app"; these links are the same pages, better named.
     with st.sidebar:
         st.page_link("app.py", label="Home", icon="👕")
         for label, (path, page_icon, _) in PAGES.items():
             st.page_link(path, label=label, icon=page_icon)
+
+
+ACCESS_CODE_VARIABLE = "FMNIST_ACCESS_CODE"
+ACCESS_KEY = "access_granted"
+
+
+def require_access_code() -> None:
+    """When FMNIST_ACCESS_CODE is set, ask for it once per browser session; stop until given.
+
+    A Streamlit session lives as long as the browser tab's connection: switching
+    pages keeps it, a reload or a link opened in a new tab asks again. The page's
+    query parameters (``?job=…&key=…``) stay in the URL and reach the page after.
+    """
+    code = os.environ.get(ACCESS_CODE_VARIABLE, "")
+    if not code or st.session_state.get(ACCESS_KEY):
+        return
+    st.title("🔒 Fashion-MNIST Studio")
+    with st.form("access_code_form"):
+        given = st.text_input("Access code", type="password", key="access_code_given")
+        entered = st.form_submit_button("Enter", type="primary")
+    if entered:
+        # Bytes: compare_digest refuses str with characters outside ASCII.
+        if hmac.compare_digest(given.encode(), code.encode()):
+            st.session_state[ACCESS_KEY] = True
+            st.session_state.pop("access_code_given", None)
+            st.rerun()
+        st.error("Wrong access code.", icon="🚫")
+    st.caption("Ask the person who runs this server for the access code.")
+    st.stop()
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def plain(text: object) -> str:
+    """``text`` escaped so that Markdown (and the labels of widgets) show it literally.
+
+    Every ASCII punctuation character gets a backslash, which CommonMark allows
+    for all of them: no link, image, HTML tag, emphasis, LaTeX (``$``) or colour
+    directive (``:red[…]``) can come out of a user's run name, file name or message.
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
 
 
 @st.cache_resource(show_spinner="Loading Fashion-MNIST...")
