@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.keras"
 RECORD_FILE = "run.json"
 _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+# A run.json is a few kilobytes (its history grows by ~150 bytes an epoch).
+MAX_RECORD_BYTES = 4_000_000
 
 
 class RunError(Exception):
@@ -105,15 +107,31 @@ def save_run_files(
 
 
 def read_record(run_id: str, models_dir: Path | str | None = None) -> dict[str, Any]:
+    """A run's run.json, checked against RunRecord (``fmnist.schema.check_run_record``).
+
+    A RunError says in one short line what is wrong, with no server path and no
+    errno text (those go to the server's log), so pages can show it as it is.
+    """
     path = run_path(run_id, models_dir) / RECORD_FILE
     try:
-        record = json.loads(path.read_text())
+        if path.stat().st_size > MAX_RECORD_BYTES:
+            raise RunError(f"run {run_id!r} has a run.json too large to be one")
+        record = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise RunError(f"no run named {run_id!r}") from None
-    except (OSError, ValueError) as error:
-        raise RunError(f"run {run_id!r} cannot be read: {error}") from None
-    if not isinstance(record, dict) or "network" not in record:
-        raise RunError(f"run {run_id!r} has an unexpected run.json")
+    except OSError as error:
+        log.info("cannot read %s: %s", path, error)
+        raise RunError(f"run {run_id!r} has a run.json that cannot be read") from None
+    except (ValueError, RecursionError):  # RecursionError: lists nested thousands deep
+        raise RunError(f"run {run_id!r} has a run.json that is not valid JSON") from None
+    # Imported here: fmnist.schema brings numpy (through the networks' table), which
+    # the command line's quick commands would otherwise load for nothing.
+    from fmnist.schema import check_run_record
+
+    try:
+        record = check_run_record(record)
+    except ValueError as error:
+        raise RunError(f"run {run_id!r} has a malformed run.json: {error}") from None
     record["run_id"] = run_id
     return record
 
@@ -133,7 +151,7 @@ def list_runs(models_dir: Path | str | None = None) -> tuple[list[dict[str, Any]
                 raise RunError(f"run {folder.name!r} has no {MODEL_FILE}")
         except RunError as error:
             warnings.append(f"skipped {folder.name}: {error}")
-            log.warning("skipped run folder %s: %s", folder, error)
+            log.info("skipped run folder %s: %s", folder, error)  # the caller shows it
             continue
         runs.append(record)
     runs.sort(key=lambda r: r.get("finished_at", ""), reverse=True)

@@ -8,7 +8,9 @@ command line and Ray tasks all read and write the same shapes.
 from __future__ import annotations
 
 import enum
+import math
 import time
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
@@ -243,6 +245,97 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# Integers beyond 2**53 lose precision in JavaScript and overflow the tables' int64
+# columns; no honest run has a count, a time or a rate anywhere near these.
+_LARGEST_INT = 2**53
+_LARGEST_FLOAT = 1e15
+# A diverged training ends with a loss of NaN or infinity: those stay allowed here.
+_MAY_BE_NON_FINITE = frozenset({"test_loss", "history"})
+# Keys that run.json holds beside the RunRecord's fields.
+_EXTRA_FIELDS: dict[str, Any] = {"shipped": bool, "owner": str}
+
+
+def check_run_record(values: object) -> dict[str, Any]:
+    """run.json as read from disk -> the same record, checked against RunRecord's types.
+
+    ``network`` is required; every other field may be missing (older runs, tests)
+    or null (taken as missing, and dropped), but one that is there must have its
+    type: numbers finite, not negative and not absurdly large, ``test_accuracy``
+    from 0 to 1, ``config`` as TrainConfig has it. Unknown keys (from a newer
+    version) are kept. A ValueError says what is wrong in one short line, without
+    repeating the value.
+    """
+    if not isinstance(values, dict):
+        raise ValueError(f"{_kind(values)}, not an object")
+    record = {key: value for key, value in values.items() if value is not None}
+    if not isinstance(record.get("network"), str) or not record["network"]:
+        raise ValueError("it names no network")
+    hints = typing.get_type_hints(RunRecord) | _EXTRA_FIELDS
+    for name, value in record.items():
+        if name in hints:
+            _check(value, hints[name], name, name in _MAY_BE_NON_FINITE)
+    accuracy = record.get("test_accuracy")
+    if accuracy is not None and not 0 <= accuracy <= 1:
+        raise ValueError("test_accuracy is not between 0 and 1")
+    if "config" in record:
+        config_hints = typing.get_type_hints(TrainConfig)
+        for name, value in record["config"].items():
+            if name in config_hints and value is not None:
+                _check(value, config_hints[name], f"config.{name}", False)
+    if any("epoch" not in entry for entry in record.get("history", [])):
+        raise ValueError("history has an epoch without its number")
+    owner = record.get("owner")
+    if owner is not None and not owner.isascii():
+        raise ValueError("owner is not a token's hash")
+    return record
+
+
+def _kind(value: object) -> str:
+    names = {dict: "an object", list: "a list", str: "text", bool: "true or false"}
+    if value is None:
+        return "null"
+    return names.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__
+    )
+
+
+def _check(value: object, hint: Any, where: str, non_finite_ok: bool) -> None:
+    """Raise a ValueError naming ``where`` when ``value`` does not fit the type ``hint``."""
+    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return
+    if hint is bool:
+        fits = isinstance(value, bool)
+    elif hint is str:
+        fits = isinstance(value, str)
+    elif hint is int:
+        fits = isinstance(value, int) and not isinstance(value, bool)
+        if fits and not 0 <= value <= _LARGEST_INT:
+            raise ValueError(f"{where} is out of range")
+    elif hint is float:
+        fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+        out_of_range = fits and not 0 <= value <= _LARGEST_FLOAT  # NaN is never in range
+        if out_of_range and (math.isfinite(value) or not non_finite_ok):
+            raise ValueError(f"{where} is out of range")
+    elif origin is list or origin is tuple:
+        fits = isinstance(value, list)
+        if fits:
+            for index, item in enumerate(value):
+                _check(item, arguments[0], f"{where}[{index}]", non_finite_ok)
+    elif origin is dict:
+        fits = isinstance(value, dict)
+        if fits:
+            for key, item in value.items():
+                _check(item, arguments[1], f"{where}.{key}", non_finite_ok)
+    else:  # a type this check does not know: nothing to say about it
+        return
+    if not fits:
+        expected = {bool: "true or false", str: "text", int: "a whole number"}.get(
+            hint, "a number" if hint is float else "an object" if origin is dict else "a list"
+        )
+        raise ValueError(f"{where} should be {expected}, not {_kind(value)}")
 
 
 class ProgressSink(Protocol):

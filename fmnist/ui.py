@@ -263,10 +263,14 @@ def _warm_up_explore(ds: data.Dataset) -> None:
 
 
 def list_runs() -> list[dict[str, Any]]:
-    """Saved runs, newest first; unreadable folders are reported once per run, not fatal."""
+    """Saved runs, newest first; a damaged folder is skipped and told once per session."""
     records, warnings = runs.list_runs()
+    shown = st.session_state.setdefault("runs_warnings_shown", set())
     for warning in warnings:
-        st.toast(warning, icon="⚠️")
+        if warning not in shown:
+            shown.add(warning)
+            # Folder names on disk are anybody's text: shown literally, never as Markdown.
+            st.toast(plain(warning), icon="⚠️")
     return records
 
 
