@@ -29,7 +29,9 @@ def own_job() -> JobView | None:
         return None
     job = ui.training_client().job(job_id)
     if job is None:
-        st.warning(f"Training job `{job_id}` no longer exists: its link is out of date.", icon="🔗")
+        st.warning(
+            f"Training job {ui.plain(job_id)} no longer exists: its link is out of date.", icon="🔗"
+        )
         st.session_state.pop(KEY + "job_id", None)
         st.query_params.pop("job", None)
         st.query_params.pop("key", None)
@@ -196,7 +198,7 @@ def status_line(job: JobView) -> str:
     elif job.phase:
         line += f" — {job.phase}…"
     elif job.message and job.state is not JobState.INTERRUPTED:  # the warning below says it
-        line += f" — {job.message}"
+        line += f" — {ui.plain(job.message)}"
     return line
 
 
@@ -216,12 +218,13 @@ def draw_progress(job_id: str) -> None:
         st.warning("This training job no longer exists.", icon="🔗")
         return
     config = job.config
-    st.subheader(f"Training `{config.network}`" + (f" “{config.name}”" if config.name else ""))
+    named = f" “{ui.plain(config.name)}”" if config.name else ""
+    st.subheader(f"Training `{config.network}`{named}")
     origin = " · started from the command line" if job.source == "cli" else ""
     st.caption(describe_config(config) + origin)
     st.markdown(status_line(job))
     if job.state is JobState.FAILED:
-        st.error(f"Training failed: {job.message}", icon="❌")
+        st.error(f"Training failed: {ui.plain(job.message)}", icon="❌")
 
     epochs_done = min(job.epoch, config.epochs)
     st.progress(epochs_done / config.epochs, text=f"Epoch {epochs_done} of {config.epochs} done")
@@ -275,7 +278,7 @@ def draw_controls(job: JobView) -> None:
                 st.error(str(error), icon="🚫")
             st.rerun(scope="fragment")
     elif job.state is JobState.INTERRUPTED:
-        st.warning(f"This training was {job.message}.", icon="⚡")
+        st.warning(f"This training was {ui.plain(job.message)}.", icon="⚡")
         if job.resumable and mine and st.button("▶️ Resume", key=KEY + "resume", type="primary"):
             client.resume(job.id, control_token(job))
             st.rerun()
@@ -365,9 +368,10 @@ def delete_runs(chosen: tuple[tuple[str, str], ...]) -> None:
 def draw_delete_report() -> None:
     deleted, errors = st.session_state.pop(KEY + "delete_report", ([], []))
     if deleted:
-        st.success(f"Deleted {len(deleted)} run(s): {', '.join(deleted)}.", icon="🗑️")
+        names = ", ".join(map(ui.plain, deleted))
+        st.success(f"Deleted {len(deleted)} run(s): {names}.", icon="🗑️")
     for error in errors:
-        st.error(f"Not deleted: {error}.", icon="🚫")
+        st.error(f"Not deleted: {ui.plain(error)}.", icon="🚫")
 
 
 def draw_runs() -> None:
@@ -407,7 +411,7 @@ def draw_runs() -> None:
     for index, (record, label) in enumerate(zip(selected, labels, strict=True)):
         path = runs.run_path(record["run_id"]) / runs.MODEL_FILE
         columns[index % (len(columns) - 1)].download_button(
-            f"⬇️ {label}",
+            f"⬇️ {ui.plain(label)}",
             data=path.read_bytes(),
             file_name=f"{record['run_id']}.keras",
             mime="application/octet-stream",
@@ -422,7 +426,7 @@ def draw_runs() -> None:
         disabled=not deletable,
         help=None if deletable else "Only the browser session that trained a run may delete it.",
     ):
-        names = ", ".join(runs.short_label(r) for r in deletable)
+        names = ", ".join(ui.plain(runs.short_label(r)) for r in deletable)
         st.write(f"Delete {len(deletable)} run(s): {names}? This cannot be undone.")
         if len(deletable) < len(selected):
             st.caption(
