@@ -35,7 +35,8 @@ def draw_home() -> None:
     best = ranked[0] if ranked else None
     if best:
         st.info(
-            f"**{len(records)} saved run(s).** Best: `{best['run_id']}` ({best['network']}), "
+            f"**{len(records)} saved run(s).** Best: `{best['run_id']}` "
+            f"({ui.plain(best['network'])}), "
             f"test accuracy {best['test_accuracy']:.2%}.",
             icon="💾",
         )
