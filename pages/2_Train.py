@@ -14,6 +14,9 @@ KEY = "train_"
 # CPU (measured: 0.56 of the command line's speed, 0.86 with these intervals).
 PROGRESS_SECONDS = 2.0
 CHART_SECONDS = 5.0
+# Once Stop is pressed (and while the test set is scored) the user waits for the saved
+# run, and the training no longer needs the CPU: read the job four times a second.
+WAITING_SECONDS = 0.25
 LIMITS = {"all 60,000": 0, "30,000": 30_000, "10,000": 10_000, "5,000": 5_000, "2,000": 2_000}
 STATE_ICONS = {
     JobState.QUEUED: "⏳", JobState.RUNNING: "🏃", JobState.STOPPING: "✋",
@@ -211,12 +214,22 @@ def describe_config(config: TrainConfig) -> str:
     )
 
 
+def progress_seconds(job: JobView) -> float | None:
+    """How often the progress fragment reads the job: not at all once it has ended."""
+    if not job.state.active:
+        return None
+    waiting = job.state in (JobState.STOPPING, JobState.EVALUATING)
+    return WAITING_SECONDS if waiting else PROGRESS_SECONDS
+
+
 def draw_progress(job_id: str) -> None:
     client = ui.training_client()
     job = client.job(job_id)
     if job is None:
         st.warning("This training job no longer exists.", icon="🔗")
         return
+    if job.state.active and progress_seconds(job) != st.session_state.get(KEY + "poll"):
+        st.rerun()  # a fragment's interval is set by the whole page's run
     config = job.config
     named = f" “{ui.plain(config.name)}”" if config.name else ""
     st.subheader(f"Training `{config.network}`{named}")
@@ -254,10 +267,14 @@ def draw_progress(job_id: str) -> None:
 
 def draw_curves(job_id: str) -> None:
     job = ui.training_client().job(job_id)
-    if job is None or not (job.history or job.live):
+    if job is None:
         return
+    # Drawn from the start, empty while the network compiles: a browser's first Plotly
+    # chart costs it about a core-second, which then no longer falls on an epoch.
     st.plotly_chart(
-        charts.training_curves([m.as_dict() for m in job.history], [p.__dict__ for p in job.live]),
+        charts.training_curves(
+            [m.as_dict() for m in job.history], [p.__dict__ for p in job.live], job.config.epochs
+        ),
         key=KEY + "live_chart",
     )
     st.caption(
@@ -276,7 +293,7 @@ def draw_controls(job: JobView) -> None:
                 client.stop(job.id, control_token(job))
             except (NotOwnerError, JobNotFoundError) as error:
                 st.error(str(error), icon="🚫")
-            st.rerun(scope="fragment")
+            st.rerun()  # the page then reads the stopping job more often
     elif job.state is JobState.INTERRUPTED:
         st.warning(f"This training was {ui.plain(job.message)}.", icon="⚡")
         if job.resumable and mine and st.button("▶️ Resume", key=KEY + "resume", type="primary"):
@@ -461,11 +478,18 @@ def draw_train() -> None:
         draw_server_load(job.id if job else None)
         if job is None:
             st.info("Choose a network and press **Start training**: the curves appear here.")
+            # The empty frame also has the browser load its charting code now, not while
+            # a training shares the machine with it.
+            st.plotly_chart(
+                charts.training_curves([], [], st.session_state.get(KEY + "epochs")),
+                key=KEY + "empty_chart",
+            )
         else:
             # Read the job from the store while it runs; a fragment reruns alone, so
             # the form and the runs table are left as they are. The chart costs a
             # browser far more to redraw than the numbers, so it redraws less often.
-            st.fragment(run_every=PROGRESS_SECONDS if job_active else None)(draw_progress)(job.id)
+            st.session_state[KEY + "poll"] = progress_seconds(job)
+            st.fragment(run_every=progress_seconds(job))(draw_progress)(job.id)
             st.fragment(run_every=CHART_SECONDS if job_active else None)(draw_curves)(job.id)
     st.divider()
     draw_runs()

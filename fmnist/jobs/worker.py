@@ -138,6 +138,15 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def lower_priority() -> None:
+    """Give way to the people using the app: a training is a batch job, a page or an upload
+    is someone waiting. With ``FMNIST_WORKER_NICE`` (default 10) the web server and the
+    inference service get about nine tenths of a core they share with a training thread,
+    and the training loses only the CPU they actually use."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.nice(int(os.environ.get("FMNIST_WORKER_NICE", "10")))
+
+
 def serve(store: JobStore, poll_seconds: float = 0.3) -> None:
     """Claim and train queued jobs, first come first served, until killed."""
     import keras
@@ -164,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.parent:
         _die_with_parent(args.parent)
+    lower_priority()
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     serve(JobStore(args.store))
     return 0
