@@ -447,7 +447,8 @@ def wait_prediction(page, file_name: str, timeout_ms: int = PAGE_TIMEOUT_MS) -> 
 
 
 def remove_uploads(page) -> None:
-    """Take every uploaded picture out of the uploader (each removal reruns the page)."""
+    """Take every uploaded picture out of the uploader (each removal reruns the page), then
+    out of the pictures the page keeps for the session ("Remove all")."""
     from playwright.sync_api import expect
 
     buttons = page.get_by_test_id("stFileUploader").get_by_role(
@@ -458,6 +459,11 @@ def remove_uploads(page) -> None:
         buttons.first.click()
         expect(buttons).to_have_count(before - 1, timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
+    remove_all = page.get_by_role("button", name="🗑️ Remove all")
+    if remove_all.count():
+        remove_all.click()
+        expect(remove_all).to_have_count(0, timeout=PAGE_TIMEOUT_MS)
+        wait_until_idle(page)
 
 
 # -- pictures -------------------------------------------------------------------
