@@ -85,7 +85,10 @@ def write_malformed_runs(models: Path) -> None:
 
 @pytest.fixture
 def damaged_models(models_dir: Path) -> Path:
-    runs.save_run_files(b"PK\x03\x04 a model", dict(GOOD), models_dir)
+    good = models_dir / GOOD["run_id"]
+    good.mkdir()
+    (good / runs.MODEL_FILE).write_bytes(b"PK\x03\x04 a model")  # listing never opens it
+    (good / runs.RECORD_FILE).write_text(json.dumps(GOOD))
     write_malformed_runs(models_dir)
     return models_dir
 
