@@ -8,6 +8,7 @@ picture, a plainer run, and a few malformed run.json files.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,7 +183,6 @@ def test_predict_renders_beside_bad_runs_and_keeps_its_run_parameter(
     wait_until_idle(page)
     expect(page.get_by_text("skipped not-json: run 'not-json'")).to_be_visible()
     # Not the best run (the shipped one): the one the link named.
-    expect(page.get_by_test_id("stSelectbox").filter(has_text="Run (best")).to_contain_text(
-        PLAIN_RUN
-    )
+    chosen = page.get_by_role("combobox", name="Run (best test accuracy first)")
+    expect(chosen).to_have_value(re.compile(f"^{PLAIN_RUN} "))
     assert_no_exception(page)
