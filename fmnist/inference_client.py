@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from fmnist import config
+from fmnist import config, keras_archive
 from fmnist.data import NUM_CLASSES
 from fmnist.inference_protocol import (
     CHECK,
@@ -136,7 +136,15 @@ class InferenceClient:
         return self._call_model(CHECK, ref)
 
     def check_imported(self, payload: bytes) -> ModelInfo:
-        """Load a user's .keras file in the service, sent only if the service lacks it."""
+        """Load a user's .keras file in the service, sent only if the service lacks it.
+
+        The zip's directory is checked here first (``fmnist.keras_archive``, no
+        TensorFlow): a zip bomb or a foreign archive never reaches the service.
+        """
+        try:
+            keras_archive.check(payload)
+        except keras_archive.ArchiveError as error:
+            raise ModelError(str(error)) from None
         digest = hashlib.sha256(payload).hexdigest()
         with self._state_lock:
             known_error = self._import_errors.get(digest)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fmnist import config
+from fmnist import config, keras_archive
 
 if TYPE_CHECKING:
     import keras
@@ -100,9 +100,14 @@ def save_run_files(
     The Ray backend's dispatcher saves with this: the web server never imports
     Keras, and worker machines need no disk shared with it.
     """
-    # A .keras file is a zip archive: refuse anything else before it becomes a run.
+    # A .keras file is a zip archive: refuse anything else, and zip bombs, before
+    # it becomes a run (fmnist.keras_archive reads only the zip's directory).
     if not model_bytes.startswith(b"PK\x03\x04"):
         raise RunError("the trained model did not arrive as a .keras file")
+    try:
+        keras_archive.check(model_bytes)
+    except keras_archive.ArchiveError as error:
+        raise RunError(f"the trained model was refused: {error}") from None
     return _save_atomically(record, lambda path: path.write_bytes(model_bytes), models_dir)
 
 

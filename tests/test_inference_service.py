@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,8 +97,14 @@ def test_bad_requests_get_one_line_and_the_service_survives(
     # The same file again is refused from the client's memory of it.
     with pytest.raises(ModelError, match=r"not a \.keras file"):
         client.check_imported(b"this is not a model")
-    with pytest.raises(ModelError, match="Keras could not load this file") as refused:
+    with pytest.raises(ModelError, match="zip archive is damaged") as refused:
         client.check_imported(b"PK\x03\x04" + bytes(200))
+    # A zip that passes the archive check but that Keras cannot load: the service says so.
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("config.json", "not JSON")
+    with pytest.raises(ModelError, match="Keras could not load this file") as refused:
+        client.check_imported(archive.getvalue())
     assert "\n" not in str(refused.value)
     missing = RunModel("no-such-run", "", str(tmp_path))
     with pytest.raises(ModelError, match="no run named 'no-such-run'"):

@@ -60,6 +60,11 @@ def test_files_that_are_not_keras_models(monkeypatch: pytest.MonkeyPatch) -> Non
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("hello.txt", "not a model")
+    with pytest.raises(ModelError, match=r"unexpected member 'hello\.txt'"):
+        inference.load_imported(archive.getvalue())
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("config.json", "not JSON")
     with pytest.raises(ModelError, match="Keras could not load this file"):
         inference.load_imported(archive.getvalue())
     monkeypatch.setattr(config, "MAX_MODEL_BYTES", 10)

@@ -22,6 +22,8 @@ from fmnist.jobs.ray_backend import RayBackend, job_slots
 from fmnist.jobs.store import JobStore, Worker
 from fmnist.schema import EpochMetrics, JobState, JobView, TrainConfig
 
+from .test_runs import small_keras_zip
+
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
@@ -52,12 +54,16 @@ def test_save_run_files_is_atomic_and_wants_a_keras_file(tmp_path: Path) -> None
     with pytest.raises(runs.RunError, match=r"did not arrive as a \.keras file"):
         runs.save_run_files(b"<html>not a model</html>", record, tmp_path)
     assert list(tmp_path.iterdir()) == []
-    folder = runs.save_run_files(b"PK\x03\x04 the rest of a zip", record, tmp_path)
-    assert (folder / runs.MODEL_FILE).read_bytes().startswith(b"PK\x03\x04")
+    with pytest.raises(runs.RunError, match="zip archive is damaged"):
+        runs.save_run_files(b"PK\x03\x04 the rest of a zip", record, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    payload = small_keras_zip()
+    folder = runs.save_run_files(payload, record, tmp_path)
+    assert (folder / runs.MODEL_FILE).read_bytes() == payload
     assert json.loads((folder / runs.RECORD_FILE).read_text())["network"] == "mlp"
     assert [p.name for p in tmp_path.iterdir()] == [record["run_id"]]
     with pytest.raises(runs.RunError, match="exists already"):
-        runs.save_run_files(b"PK\x03\x04", record, tmp_path)
+        runs.save_run_files(small_keras_zip(), record, tmp_path)
 
 
 # -- on a private Ray instance -----------------------------------------------

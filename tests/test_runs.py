@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from fmnist import runs
 from fmnist.ml.networks import build_model
+
+
+def small_keras_zip() -> bytes:
+    """A zip shaped like a .keras file (the members Keras writes), for tests that never load it."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for name in ("metadata.json", "config.json", "model.weights.h5"):
+            zipped.writestr(name, b"{}")
+    return archive.getvalue()
 
 
 def record(run_id: str, accuracy: float = 0.5) -> dict:
@@ -94,7 +105,7 @@ def test_find_run_by_id_unique_start_or_name(models_dir: Path) -> None:
         ("20261123-110000-cnn-bbbb", "wide"),
         ("20261124-090000-cnn-cccc", "wide"),
     ):
-        runs.save_run_files(b"PK\x03\x04 a model", {**record(run_id), "name": name}, models_dir)
+        runs.save_run_files(small_keras_zip(), {**record(run_id), "name": name}, models_dir)
     assert runs.find_run("20261123-110000-cnn-bbbb", models_dir)["name"] == "wide"
     assert runs.find_run("20261124", models_dir)["run_id"] == "20261124-090000-cnn-cccc"
     assert runs.find_run("baseline", models_dir)["run_id"] == "20261123-100000-mlp-aaaa"

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fmnist import config, runs
+from fmnist import keras_archive, runs
 from fmnist.data import NUM_CLASSES
 from fmnist.evaluation import as_probabilities, to_model_input
 from fmnist.inference_protocol import ModelError
@@ -30,22 +30,24 @@ def load_run_model(run_id: str, models_dir: Path | str | None = None) -> keras.M
     path = runs.run_path(run_id, models_dir) / runs.MODEL_FILE
     if not path.is_file():
         raise runs.RunError(f"no run named {run_id!r}")
+    try:
+        keras_archive.check(path)
+    except keras_archive.ArchiveError as error:
+        raise runs.RunError(f"run {run_id!r}: {error}") from None
     return keras.models.load_model(path, compile=False)
 
 
 def load_imported(payload: bytes) -> keras.Model:
     """A user's .keras file -> a model that takes 28x28 pictures and gives 10 outputs.
 
-    ``safe_mode=True`` refuses files that would run arbitrary Python code
-    (lambda layers) when loaded.
+    ``keras_archive.check`` refuses zip bombs and foreign archives before Keras
+    opens the file; ``safe_mode=True`` refuses files that would run arbitrary
+    Python code (lambda layers) when loaded.
     """
-    if len(payload) > config.MAX_MODEL_BYTES:
-        raise ModelError(
-            f"model file too large: {len(payload) / 1e6:.0f} MB, "
-            f"the limit is {config.MAX_MODEL_MB} MB"
-        )
-    if not payload.startswith(b"PK"):
-        raise ModelError("not a .keras file (a .keras file is a zip archive saved by Keras 3)")
+    try:
+        keras_archive.check(payload)
+    except keras_archive.ArchiveError as error:
+        raise ModelError(str(error)) from None
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "imported.keras"
         path.write_bytes(payload)
@@ -54,10 +56,20 @@ def load_imported(payload: bytes) -> keras.Model:
         except Exception as error:  # noqa: BLE001 - Keras raises many kinds here
             raise ModelError(f"Keras could not load this file: {first_line(error)}") from None
     check_shapes(model)
+    check_outputs(model)
     return model
 
 
 def check_shapes(model: keras.Model) -> None:
+    """Refuse, in one line, a model that does not map one 28x28 picture to 10 scores."""
+    try:
+        inputs, outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, TypeError, ValueError):
+        raise ModelError("the model has no defined input and output shapes") from None
+    if len(inputs) > 1:
+        raise ModelError(f"the model takes {len(inputs)} inputs, not one 28x28 picture")
+    if len(outputs) > 1:
+        raise ModelError(f"the model gives {len(outputs)} outputs, not one set of 10 class scores")
     try:
         input_shape = tuple(model.inputs[0].shape[1:])
         output_shape = tuple(model.outputs[0].shape[1:])
@@ -67,6 +79,32 @@ def check_shapes(model: keras.Model) -> None:
         raise ModelError(f"the model takes {input_shape}, not 28x28 (or 28x28x1) pictures")
     if output_shape != (NUM_CLASSES,):
         raise ModelError(f"the model gives {output_shape} outputs, not 10 class scores")
+
+
+def sample_pictures() -> np.ndarray:
+    """Eight fixed uint8 28x28 pictures (no dataset needed): black, white, shapes, noise."""
+    rows, cols = np.mgrid[0:28, 0:28]
+    shapes = [
+        np.zeros((28, 28)),
+        np.full((28, 28), 255),
+        (rows * 255 / 27),
+        np.where((abs(rows - 14) < 10) & (abs(cols - 14) < 6), 200, 0),  # a trouser-ish bar
+        np.where((rows - 14) ** 2 / 100 + (cols - 14) ** 2 / 60 < 1, 230, 0),  # a bag-ish blob
+        np.where((rows > 18) & (cols > 3) & (cols < 25), 180, 0),  # a shoe-ish sole
+    ]
+    noise = np.random.default_rng(12).integers(0, 256, size=(2, 28, 28))
+    return np.concatenate([np.stack(shapes), noise]).astype(np.uint8)
+
+
+def check_outputs(model: keras.Model, pictures: np.ndarray | None = None) -> None:
+    """Refuse a model whose scores for a few pictures are NaN or infinite (diverged weights)."""
+    pictures = sample_pictures() if pictures is None else pictures
+    try:
+        outputs = np.asarray(_fast_call(model)(_as_input(model, pictures)), dtype=np.float64)
+    except Exception as error:  # noqa: BLE001 - a model that cannot run is refused alike
+        raise ModelError(f"the model fails on a test picture: {first_line(error)}") from None
+    if not np.isfinite(outputs).all():
+        raise ModelError("the model gives NaN or infinite scores (its weights may have diverged)")
 
 
 def load(run_id: str | None = None, model_file: str | None = None) -> keras.Model:
@@ -110,13 +148,20 @@ def predict_probabilities(
     model: keras.Model, images: np.ndarray, batch_size: int = 1024
 ) -> np.ndarray:
     """Softmax of every uint8 28x28 picture, float64 (N, 10), in one pass through the network."""
-    inputs = to_model_input(images)
-    inputs = inputs.reshape((inputs.shape[0], *_input_shape(model)))
+    inputs = _as_input(model, images)
     if inputs.shape[0] <= batch_size:
         outputs = np.asarray(_fast_call(model)(inputs))
     else:
         outputs = model.predict(inputs, batch_size=batch_size, verbose=0)
-    return as_probabilities(np.asarray(outputs, dtype=np.float64))
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if not np.isfinite(outputs).all():
+        raise ModelError("the model gives NaN or infinite scores for this picture")
+    return as_probabilities(outputs)
+
+
+def _as_input(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    inputs = to_model_input(images)
+    return inputs.reshape((inputs.shape[0], *_input_shape(model)))
 
 
 def _input_shape(model: keras.Model) -> tuple[int, ...]:

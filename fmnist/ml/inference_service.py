@@ -142,6 +142,7 @@ class InferenceService:
                 model = inference.load_run_model(ref.run_id, ref.models_dir)
             except Exception as error:  # noqa: BLE001 - missing, damaged or foreign files
                 raise ModelError(first_line(error)) from None
+            inference.check_outputs(model)  # a training that diverged saves NaN weights
         elif isinstance(ref, ImportedModel):
             payload = self._payloads.get(ref.digest)
             if payload is None:
