@@ -261,8 +261,13 @@ def training_curves(
         for axis in ("xaxis1", "xaxis2"):
             layout[axis]["range"] = [0, epochs * 1.02]
     if not traces:
+        # Plotly draws an axis only for a trace on it: one empty trace per panel.
+        traces = [
+            dict(type="scatter", x=[], y=[], xaxis=f"x{c}", yaxis=f"y{c}", showlegend=False)
+            for c in (1, 2)
+        ]
+        layout["yaxis1"]["range"] = [0, 2.5]
         layout["yaxis2"]["range"] = [0, 1]
-        layout["yaxis1"]["rangemode"] = "tozero"
     return go.Figure(data=traces, layout=layout)
 
 

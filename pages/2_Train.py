@@ -459,13 +459,24 @@ def draw_runs() -> None:
         )
 
 
+@st.fragment(run_every=1.0)
+def devices_pending() -> None:
+    """Until a worker or the inference service has named the devices (a fresh server)."""
+    if ui.training_client().devices() or ui.devices(timeout=0):
+        st.rerun()  # the whole page: the GPU settings depend on the answer
+    st.caption("Compute: detecting… (TensorFlow is starting in a worker)")
+
+
 def draw_train() -> None:
     st.title("🏋️ Train a network")
     ui.dataset()
     client = ui.training_client()
-    devices = client.devices() or ui.devices(timeout=0.5) or ["detecting…"]
-    has_gpu = any(d.startswith("GPU") for d in devices)
-    st.caption(f"Compute: {', '.join(devices)}")
+    devices = client.devices() or ui.devices(timeout=0.5)
+    has_gpu = any(d.startswith("GPU") for d in devices or ())
+    if devices:
+        st.caption(f"Compute: {', '.join(devices)}")
+    else:
+        devices_pending()
     fill_defaults()
     job = own_job()
     job_active = job is not None and job.state.active
