@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -112,6 +113,32 @@ def dataset() -> data.Dataset:
         raise  # st.stop() raises; this line is for type checkers
     _warm_up_explore(loaded)
     return loaded
+
+
+def dataset_or_none() -> data.Dataset | None:
+    """The shared dataset, or None when it cannot be loaded (nothing is shown, the run goes on).
+
+    For what works without Fashion-MNIST: Predict's uploads and imported models.
+    """
+    failed_at = _DataFailure.at
+    if failed_at is not None and time.monotonic() - failed_at < _DataFailure.RETRY_S:
+        return None  # a broken copy is read again at most this often, not on every rerun
+    try:
+        loaded = _dataset()
+    except data.DataError as error:
+        log.info("Fashion-MNIST could not be loaded: %s", error)
+        _DataFailure.at = time.monotonic()
+        return None
+    _DataFailure.at = None
+    _warm_up_explore(loaded)
+    return loaded
+
+
+class _DataFailure:
+    """When loading the dataset last failed (every session shares it)."""
+
+    RETRY_S = 30.0
+    at: float | None = None
 
 
 def devices(timeout: float | None = None) -> list[str] | None:
@@ -376,7 +403,9 @@ def shape_space() -> novelty.ShapeSpace:
 
 def warm_up_shape_space() -> None:
     """Start computing the shape space in the background, so the first upload does not wait."""
-    ds = dataset()
+    ds = dataset_or_none()
+    if ds is None:
+        return
     with _ShapeMemo.lock:
         if _ShapeMemo.warm_up_started:
             return
@@ -394,3 +423,8 @@ def warm_up_shape_space() -> None:
 def unlikeness(pixels: np.ndarray) -> np.ndarray:
     """(N,) how unlike Fashion-MNIST each (28, 28) picture is; see ``fmnist.novelty``."""
     return novelty.unlikeness(shape_space(), pixels)
+
+
+def unlikeness_if_known() -> Callable[[np.ndarray], np.ndarray] | None:
+    """``unlikeness``, or None without a dataset to learn Fashion-MNIST's look from."""
+    return unlikeness if dataset_or_none() is not None else None

@@ -56,7 +56,7 @@ def choose_model() -> ModelInfo | None:
         try:
             return ui.run_model(record)
         except InferenceError as error:  # a damaged model file must not crash the page
-            st.error(f"This run's model cannot be loaded: {error}", icon="🚫")
+            st.error(f"This run's model cannot be loaded: {ui.plain(error)}", icon="🚫")
             return None
     upload = st.file_uploader(
         "A Keras 3 model file taking 28×28 pictures and giving 10 class scores",
@@ -66,15 +66,17 @@ def choose_model() -> ModelInfo | None:
     if upload is None:
         st.info("Choose a .keras file (for example one downloaded from the Train page).")
         return None
+    # File names and the messages about them are the user's text: shown literally.
+    name = ui.plain(upload.name)
     try:
         model = ui.imported_model(upload.getvalue())
     except ModelError as error:
-        st.error(f"{upload.name}: {error}", icon="🚫")
+        st.error(f"{name}: {ui.plain(error)}", icon="🚫")
         return None
     except InferenceError as error:
-        st.error(f"{upload.name} could not be checked: {error}", icon="🚫")
+        st.error(f"{name} could not be checked: {ui.plain(error)}", icon="🚫")
         return None
-    st.success(f"Imported {upload.name}: {model.parameters:,} parameters.", icon="📦")
+    st.success(f"Imported {name}: {model.parameters:,} parameters.", icon="📦")
     return model
 
 
@@ -156,7 +158,7 @@ def draw_adders() -> None:
             args=(key,),
         )
     for name, reason in ui.refused_pictures():
-        st.error(f"**{name}**: {reason}", icon="🚫")
+        st.error(f"**{ui.plain(name)}**: {ui.plain(reason)}", icon="🚫")
 
 
 def draw_picture(digest: str, picture: kept.Picture, result: dict) -> None:
@@ -166,7 +168,8 @@ def draw_picture(digest: str, picture: kept.Picture, result: dict) -> None:
     with st.container(border=True, key=f"{KEY}card_{short}"):
         original, seen, verdict = st.columns([1, 1, 2])
         with original:
-            st.image(item.original, caption=picture.name, width="stretch")
+            # Captions are Markdown: a file name could fetch an image from anywhere.
+            st.image(item.original, caption=ui.plain(picture.name), width="stretch")
             st.button(
                 "🗑️ Remove", key=f"{KEY}remove_{short}", on_click=kept.remove, args=(store, digest)
             )
@@ -223,7 +226,7 @@ def draw_uploads(model: ModelRef) -> None:
     results = predictor.predict_prepared(
         [p.prepared for _, p in pictures],
         lambda pixels: inference_client.predict(model, pixels),
-        ui.unlikeness,
+        ui.unlikeness_if_known(),  # None without the dataset: no "unlike" warning then
     )
     heading, clear = st.columns([4, 1])
     heading.markdown(f"**{len(pictures)} picture(s)**, kept for this session")
@@ -352,14 +355,21 @@ def draw_gallery(model: ModelRef) -> None:
     )
 
 
-def guarded(draw: Callable[[ModelRef], None], model: ModelRef) -> None:
+def guarded(draw: Callable[[ModelRef], None], model: ModelRef, needs_dataset: bool = False) -> None:
     """Draw one tab; a failure of the inference service is one line in that tab."""
+    if needs_dataset and ui.dataset_or_none() is None:
+        st.warning(
+            "This tab needs the Fashion-MNIST test images, which could not be loaded "
+            "(the Home page says why). Your own pictures still work.",
+            icon="📭",
+        )
+        return
     try:
         draw(model)
     except ModelError as error:
-        st.error(f"This model cannot be used: {error}", icon="🚫")
+        st.error(f"This model cannot be used: {ui.plain(error)}", icon="🚫")
     except InferenceError as error:
-        st.error(f"No prediction: {error}", icon="🚫")
+        st.error(f"No prediction: {ui.plain(error)}", icon="🚫")
 
 
 # Each tab is a fragment: its widgets rerun the tab alone, not the page.
@@ -370,24 +380,25 @@ def uploads_tab(model: ModelRef) -> None:
 
 @st.fragment
 def test_image_tab(model: ModelRef) -> None:
-    guarded(draw_test_image, model)
+    guarded(draw_test_image, model, needs_dataset=True)
 
 
 @st.fragment
 def confusion_tab(model: ModelRef) -> None:
-    guarded(draw_confusion, model)
+    guarded(draw_confusion, model, needs_dataset=True)
 
 
 @st.fragment
 def gallery_tab(model: ModelRef) -> None:
-    guarded(draw_gallery, model)
+    guarded(draw_gallery, model, needs_dataset=True)
 
 
 def draw_predict() -> None:
     st.title("🔮 Predict")
     # The service imports TensorFlow (seconds): start it while the dataset loads.
     inference_client.warm_up()
-    ui.dataset()
+    # Uploads and imported models work without Fashion-MNIST; only the test-set tabs need it.
+    ui.dataset_or_none()
     ui.warm_up_shape_space()
     chosen = choose_model()
     if chosen is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -214,8 +215,13 @@ def upload(app: AppTest, *files: tuple[str, bytes, str]) -> AppTest:
     return app
 
 
+def as_shown(markdown: str) -> str:
+    """What the browser shows of Markdown escaped by ``ui.plain``: the text, no backslashes."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
 def captions(app: AppTest) -> list[str]:
-    return [caption for image in app.image for caption in image.captions]
+    return [as_shown(caption) for image in app.image for caption in image.captions]
 
 
 def verdicts(app: AppTest) -> list[str]:
@@ -226,7 +232,7 @@ def test_predict_page_with_good_and_broken_uploads(with_shipped_runs: Path) -> N
     app = open_page("pages/3_Predict.py")
     good = encode(boot_picture(), "PNG")
     upload(app, ("ankle-boot.png", good, "image/png"), ("broken.jpg", good[:300], "image/jpeg"))
-    errors = [e.value for e in app.error]
+    errors = [as_shown(e.value) for e in app.error]
     assert len(errors) == 1 and "broken.jpg" in errors[0] and "damaged or incomplete" in errors[0]
     assert any(n in " ".join(verdicts(app)) for n in ("Ankle boot", "Sneaker", "Sandal", "Bag"))
     # The file name named its class: a guess, shown as such and not counted until confirmed.
@@ -298,7 +304,30 @@ def test_predict_page_refuses_a_bad_model_file(with_shipped_runs: Path) -> None:
         ("model.keras", b"this is not a model", "application/octet-stream")
     ).run()
     assert not app.exception
-    assert any("not a .keras file" in e.value for e in app.error)
+    assert any("not a .keras file" in as_shown(e.value) for e in app.error)
+
+
+TRACKER = "![t](http://10.255.255.1/track.png)"
+
+
+def test_predict_shows_file_names_and_messages_literally(with_shipped_runs: Path) -> None:
+    app = open_page("pages/3_Predict.py")
+    good = encode(boot_picture(), "PNG")
+    upload(app, (f"{TRACKER}.png", good, "image/png"), (f"**{TRACKER}**.jpg", b"x", "image/jpeg"))
+    markdown = [*captions_source(app), *(e.value for e in app.error)]
+    assert all("![t](" not in text for text in markdown), markdown
+    assert f"{TRACKER}.png" in captions(app)
+    assert any(f"**{TRACKER}**.jpg" in as_shown(e.value) for e in app.error)
+    app.radio(key="predict_source").set_value("Import a .keras file").run()
+    app.file_uploader(key="predict_model_file").set_value(
+        (f"{TRACKER}.keras", b"not a model", "application/octet-stream")
+    ).run()
+    (refused,) = [e.value for e in app.error if "keras" in e.value]
+    assert "![t](" not in refused and as_shown(refused).startswith(f"{TRACKER}.keras: not a")
+
+
+def captions_source(app: AppTest) -> list[str]:
+    return [caption for image in app.image for caption in image.captions]
 
 
 def test_predict_opens_on_the_run_it_was_sent_to(with_shipped_runs: Path) -> None:
