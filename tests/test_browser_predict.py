@@ -15,6 +15,7 @@ import re
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ from playwright.sync_api import BrowserContext, Locator, Page, Playwright, expec
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from fmnist import config
-from fmnist.data import CLASS_NAMES, Dataset
+from fmnist.data import CLASS_NAMES, DataError, Dataset, load_from_folder
 
 from .browser_support import (
     Server,
@@ -408,6 +409,95 @@ def test_a_line_drawing_gets_the_unlike_fashion_mnist_warning(
     expect(card(page, real).get_by_text(UNUSUAL)).to_have_count(0)
     assert_no_exception(page)
     screenshot(page, "predict-unusual")
+
+
+# -- 10. file names that are Markdown, a broken dataset ---------------------------------------
+
+TRACKER = "![t](http://10.255.255.1/track.png)"
+
+
+def test_file_names_are_shown_literally_and_fetch_nothing(
+    page: Page, server: Server, dataset: Dataset
+) -> None:
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    open_page(page, server.url, "/Predict", "🔮 Predict")
+    photo = photo_of(dataset, 0, 6)
+    upload(
+        page,
+        picture(f"{TRACKER}.jpg", photo),
+        picture(f"**{TRACKER}**.png", b"not a picture", "image/png"),
+    )
+    expect(card(page, photo).get_by_test_id("stImage").first).to_contain_text(f"{TRACKER}.jpg")
+    refused = page.get_by_test_id("stAlertContainer").filter(has_text="not a picture the app")
+    expect(refused).to_contain_text(f"**{TRACKER}**.png")
+    page.get_by_text("Import a .keras file").click()
+    settle(page)
+    page.get_by_test_id("stFileUploader").locator("input[type=file]").set_input_files(
+        [{"name": f"{TRACKER}.keras", "mimeType": "application/octet-stream", "buffer": b"no"}]
+    )
+    settle(page)
+    expect(
+        page.get_by_test_id("stAlertContainer").filter(has_text="not a .keras file")
+    ).to_contain_text(f"{TRACKER}.keras")
+    expect(page.locator("img[src*='10.255.255.1']")).to_have_count(0)
+    assert [url for url in fetched if "10.255.255.1" in url] == []
+    assert_no_exception(page)
+
+
+def broken_copy(dataset: Dataset, folder: Path) -> Path:
+    """The dataset's folder with its training images cut short, as an interrupted copy leaves it."""
+    folder.mkdir()
+    for source in dataset.path.iterdir():
+        if source.name.startswith(("train-", "t10k-")):
+            (folder / source.name).write_bytes(source.read_bytes())
+    images = next(folder.glob("train-images*"))
+    images.write_bytes(images.read_bytes()[:100_000])
+    return folder
+
+
+def test_uploads_and_imported_models_work_with_a_broken_dataset(
+    page: Page, dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = broken_copy(dataset, tmp_path / "fashion-mnist")
+    with pytest.raises(DataError):
+        load_from_folder(broken)
+    models = tmp_path / "models"
+    models.mkdir()
+    copy_shipped_runs(models)
+    monkeypatch.setenv("FMNIST_DATA_DIR", str(broken))
+    log = "streamlit-server-predict-broken-dataset"
+    (OUTPUT_DIR / f"{log}.log").unlink(missing_ok=True)
+    running = start_server(models, log)
+    try:
+        open_page(page, running.url, "/Predict", "🔮 Predict")
+        coat = photo_of(dataset, 4, 7)
+        upload(page, picture("IMG_coat.jpg", coat))
+        expect(card(page, coat).get_by_text("what the network sees (28×28)")).to_be_visible()
+        expect(card(page, coat).get_by_text(re.compile(r"^\w[\w/ -]* — \d+\.\d%"))).to_be_visible()
+        open_tab(page, "🎲 A test image")
+        expect(page.get_by_text("This tab needs the Fashion-MNIST test images")).to_be_visible()
+        open_tab(page, "🧮 Confusion matrix")
+        expect(page.get_by_text("This tab needs the Fashion-MNIST test images")).to_be_visible()
+        open_tab(page, "📤 Your pictures")
+        # An imported model works too.
+        page.get_by_text("Import a .keras file").click()
+        settle(page)
+        shipped = next(models.glob("*/model.keras")).read_bytes()
+        page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(
+            [{"name": "mine.keras", "mimeType": "application/octet-stream", "buffer": shipped}]
+        )
+        settle(page)
+        expect(page.get_by_text("Imported mine.keras")).to_be_visible()
+        expect(page.get_by_text("1 picture(s)", exact=True)).to_be_visible()
+        expect(card(page, coat).get_by_text("what the network sees (28×28)")).to_be_visible()
+        # No server path, and no other trace of the dataset's failure, on this page.
+        expect(page.get_by_text(str(tmp_path))).to_have_count(0)
+        expect(page.get_by_text("could not be loaded.")).to_have_count(0)
+        assert_no_exception(page)
+        screenshot(page, "predict-broken-dataset")
+    finally:
+        stop_server(running, log)
 
 
 # -- 8. speed ----------------------------------------------------------------------------------
