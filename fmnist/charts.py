@@ -18,23 +18,6 @@ CLASS_COLOURS = colors.qualitative.T10
 TRAIN_COLOUR, VALIDATION_COLOUR = "#1f77b4", "#ff7f0e"
 
 
-def class_distribution(train_counts: np.ndarray, test_counts: np.ndarray) -> go.Figure:
-    figure = go.Figure(
-        [
-            go.Bar(name="train", x=list(CLASS_NAMES), y=train_counts, marker_color=TRAIN_COLOUR),
-            go.Bar(name="test", x=list(CLASS_NAMES), y=test_counts, marker_color=VALIDATION_COLOUR),
-        ]
-    )
-    figure.update_layout(
-        barmode="group",
-        yaxis_title="images",
-        height=280,
-        margin=dict(t=30, b=10),
-        legend=dict(orientation="h", y=1.12),
-    )
-    return figure
-
-
 def pixel_heatmap(image: np.ndarray, title: str = "") -> go.Figure:
     """The 28x28 values 0-255 as a heatmap with a colour bar, values on hover."""
     trace = dict(

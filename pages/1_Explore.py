@@ -1,6 +1,8 @@
-"""Explore: class balance, samples, one image's pixels beside a PCA map, class statistics.
+"""Explore: class balance and samples, one image's pixels beside a PCA map, class statistics.
 
-This page never imports TensorFlow, so that it opens fast. Each part with widgets is a
+This page never imports TensorFlow, so that it opens fast. Its parts are lazy tabs: only
+the open one runs and is drawn, and the first one has no Plotly chart, so the browser
+shows it without first loading Plotly (4.7 MB of JavaScript). Each part with widgets is a
 fragment: a click reruns that part only, and what it shows is computed once per server
 (fmnist.ui.explore_stats).
 """
@@ -14,17 +16,32 @@ ui.setup_page("Explore", "🔍")
 KEY = "explore_"
 INDEX = KEY + "index"  # the inspected image: the number box, the heatmap and the map agree
 NOTE = KEY + "index_note"
+TABS = [
+    "👕 Classes and samples", "🔬 One image and the map",
+    "🧥 Average garments", "📊 Pixel intensities",
+]  # fmt: skip
+
+# Settings that outlive a closed tab: Streamlit forgets a widget's value when the
+# widget is not drawn, unless the page sets it.
+for name in ("index", "values", "pca_n", "classes", "count", "skip_background", "log"):
+    if KEY + name in st.session_state:
+        st.session_state[KEY + name] = st.session_state[KEY + name]
 
 
 def draw_distribution(ds) -> None:
-    st.subheader("Class distribution")
-    st.plotly_chart(
-        charts.class_distribution(class_counts(ds.y_train), class_counts(ds.y_test)),
-        key=KEY + "distribution",
-    )
+    st.subheader("Class balance")
+    train, test = class_counts(ds.y_train), class_counts(ds.y_test)
+    rows = [
+        f"| {label} | {name} | {train[label]:,} | {test[label]:,} |"
+        for label, name in enumerate(CLASS_NAMES)
+    ]
+    table = "| label | class | training images | test images |\n|---:|---|---:|---:|\n"
+    st.markdown(table + "\n".join(rows))
     st.caption(
-        "Every class has exactly 6,000 training and 1,000 test images: "
+        f"Every class has exactly {train[0]:,} training and {test[0]:,} test images: "
         "accuracy is a fair score here."
+        if len(set(train.tolist())) == 1 and len(set(test.tolist())) == 1
+        else "The classes do not have the same number of images: read accuracy with care."
     )
 
 
@@ -146,16 +163,27 @@ def draw_histograms(stats) -> None:
     )
 
 
+def classes_tab(ds) -> None:
+    draw_sample_grid(ds)
+    draw_distribution(ds)
+
+
 def draw_explore() -> None:
     st.title("🔍 Explore Fashion-MNIST")
     ds = ui.dataset()
     ui.dataset_status()
-    draw_distribution(ds)
-    draw_sample_grid(ds)
-    draw_inspector_and_map(ds)
-    stats = ui.explore_stats()
-    draw_class_images(stats)
-    draw_histograms(stats)
+    # Lazy tabs: only the open one runs; switching tabs reruns the page.
+    tabs = st.tabs(TABS, key=KEY + "tab", on_change="rerun")
+    parts = (
+        classes_tab,
+        draw_inspector_and_map,
+        lambda ds: draw_class_images(ui.explore_stats()),
+        lambda ds: draw_histograms(ui.explore_stats()),
+    )
+    for tab, draw in zip(tabs, parts, strict=True):
+        if tab.open:
+            with tab:
+                draw(ds)
 
 
 draw_explore()

@@ -96,11 +96,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     stop_server(running, LOG_NAME)
 
 
-def open_explore(page: Page, server: Server) -> None:
+def open_explore(page: Page, server: Server, tab: str | None = None) -> None:
+    """Explore's first tab (samples and class balance, no Plotly), or another one."""
     open_page(page, server.url, "/Explore", TITLE)
-    expect(page.locator(".js-plotly-plot")).to_have_count(6, timeout=60_000)
-    expect(page.locator("[data-testid=stImage] img")).to_have_count(16)
+    expect(page.locator("[data-testid=stImage] img")).to_have_count(16, timeout=60_000)
+    expect(page.get_by_role("table")).to_contain_text("Ankle boot")
+    # The first tab needs no charting code: the browser draws it without loading Plotly.
+    expect(page.locator(".js-plotly-plot")).to_have_count(0)
     wait_until_idle(page)
+    if tab is not None:
+        open_tab(page, tab)
+
+
+def open_tab(page: Page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+    wait_until_idle(page)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+    wait_until_idle(page)
+
+
+MAP_TAB, AVERAGES_TAB, INTENSITIES_TAB = "One image and the map", "Average garments", "Pixel"
 
 
 def pca_map(page: Page) -> Locator:
@@ -118,7 +133,7 @@ def index_box(page: Page) -> Locator:
 def test_a_point_on_the_map_is_inspected_beside_it_and_plus_goes_on_from_it(
     page: Page, server: Server
 ) -> None:
-    open_explore(page, server)
+    open_explore(page, server, MAP_TAB)
     chart = pca_map(page)
     chart.scroll_into_view_if_needed()
     page.wait_for_timeout(500)
@@ -208,7 +223,7 @@ def test_the_sample_grid_uses_the_width_and_captions_keep_names_whole(
 def test_show_values_writes_every_pixel_value_in_its_cell(
     page: Page, server: Server, dataset: Dataset
 ) -> None:
-    open_explore(page, server)
+    open_explore(page, server, MAP_TAB)
     page.get_by_text("Show values", exact=True).click()
     wait_until_idle(page)
     cells = page.locator("table td")
@@ -231,7 +246,7 @@ def test_show_values_writes_every_pixel_value_in_its_cell(
 
 
 def test_an_index_past_the_end_is_refused_with_the_range(page: Page, server: Server) -> None:
-    open_explore(page, server)
+    open_explore(page, server, MAP_TAB)
     number_input = page.get_by_test_id("stNumberInput")
     expect(number_input).to_contain_text("0–59,999")
     box = index_box(page)
@@ -254,7 +269,7 @@ def test_an_index_past_the_end_is_refused_with_the_range(page: Page, server: Ser
 
 
 def test_intensity_histograms_are_one_panel_per_class(page: Page, server: Server) -> None:
-    open_explore(page, server)
+    open_explore(page, server, INTENSITIES_TAB)
     chart = page.locator(".st-key-explore_histograms .js-plotly-plot")
     assert chart.evaluate("gd => gd._fullLayout._subplots.cartesian.length") == 10
     titles = chart.locator(".annotation-text").evaluate_all("a => a.map(e => e.textContent)")
@@ -276,31 +291,38 @@ def test_a_widget_reruns_only_its_own_part_of_the_page(page: Page, server: Serve
     page.add_init_script(RECORD_MESSAGES)
     open_explore(page, server)
     first_load = "".join(page.evaluate("() => window.__received"))
-    distribution, averages, histograms = (
-        "Class distribution",
-        "What an average garment",
-        "Pixel intensities per class",
-    )
-    assert all(text in first_load for text in (distribution, averages, histograms))
+    balance = "training images | test images"  # the class table, outside every fragment
+    assert balance in first_load
 
     def click(text: str) -> Callable[[], None]:
         return lambda: page.get_by_text(text, exact=True).click()
 
-    # Each widget, and headings of other parts that it must not send again.
+    def in_tab(tab: str, action: Callable[[], None]) -> Callable[[], None]:
+        def act() -> None:
+            if not page.get_by_role("tab", name=tab, selected=True).count():
+                open_tab(page, tab)
+                page.evaluate("() => { window.__received = []; }")
+            action()
+
+        return act
+
+    # Each widget, and what lies outside its part: the page's title and, in the first
+    # tab, the class table.
+    title = "Explore Fashion-MNIST"
     actions: dict[str, tuple[Callable[[], None], list[str]]] = {
         "Reshuffle": (
             lambda: page.get_by_role("button", name="Reshuffle").click(),
-            [distribution, averages, histograms],
+            [title, balance],
         ),
         "Index +": (
-            lambda: page.get_by_test_id("stNumberInputStepUp").click(),
-            [distribution, averages, histograms],
+            in_tab(MAP_TAB, lambda: page.get_by_test_id("stNumberInputStepUp").click()),
+            [title],
         ),
         "Leave out background": (
-            click("Leave out background pixels (0)"),
-            [distribution, averages],
+            in_tab(INTENSITIES_TAB, click("Leave out background pixels (0)")),
+            [title],
         ),
-        "Logarithmic scale": (click("Logarithmic scale"), [distribution, averages]),
+        "Logarithmic scale": (click("Logarithmic scale"), [title]),
     }
     for name, (action, elsewhere) in actions.items():
         page.evaluate("() => { window.__received = []; }")
@@ -311,6 +333,25 @@ def test_a_widget_reruns_only_its_own_part_of_the_page(page: Page, server: Serve
         assert received, f"{name}: nothing came back"
         resent = [text for text in elsewhere if text in received]
         assert not resent, f"{name} reran the whole page: {resent} sent again"
+    assert_no_exception(page)
+
+
+def test_a_tab_keeps_its_settings_while_another_is_open(page: Page, server: Server) -> None:
+    open_explore(page, server, MAP_TAB)
+    box = index_box(page)
+    box.fill("1234")
+    box.press("Enter")
+    wait_until_idle(page)
+    expect(chart_titled(page, "#1234:")).to_be_visible()
+    page.get_by_role("tab", name="Classes and samples").click()
+    wait_until_idle(page)
+    expect(page.locator("[data-testid=stImage] img")).to_have_count(16)
+    open_tab(page, MAP_TAB)
+    expect(index_box(page)).to_have_value("1234")
+    expect(chart_titled(page, "#1234:")).to_be_visible()
+    open_tab(page, AVERAGES_TAB)
+    expect(page.locator(".st-key-explore_means .js-plotly-plot")).to_be_visible()
+    expect(page.locator(".st-key-explore_stds .js-plotly-plot")).to_be_visible()
     assert_no_exception(page)
 
 
