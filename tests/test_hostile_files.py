@@ -10,7 +10,9 @@ each file, its size, and the one line it gets.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import resource
 import sys
 import zipfile
@@ -21,7 +23,7 @@ import numpy as np
 import pytest
 
 from fmnist import keras_archive, runs
-from fmnist.inference_client import InferenceClient, ModelError
+from fmnist.inference_client import ImportedModel, InferenceClient, ModelError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
@@ -173,6 +175,29 @@ def model_corpus(folder: Path) -> dict[str, bytes]:
         "a functional model with 2 outputs": keras_model_bytes(two_outputs, folder, "outputs"),
         "a model whose weights are NaN": keras_model_bytes(nan_outputs, folder, "nan"),
     }
+
+
+def layer_bomb(units: int) -> bytes:
+    """A .keras file of a few kilobytes whose config builds a Dense layer of 784 x ``units``."""
+    layers = [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, 28, 28, 1], "name": "in"}},
+        {"class_name": "Flatten", "config": {"name": "flat"}},
+        {"class_name": "Dense", "config": {"name": "huge", "units": units}},
+        {"class_name": "Dense", "config": {"name": "scores", "units": 10}},
+    ]
+    config = {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {"name": "bomb", "layers": [{"module": "keras.layers", **x} for x in layers]},
+        "build_config": {"input_shape": [None, 28, 28, 1]},
+    }
+    return rezipped(
+        shipped_keras(),
+        {
+            "config.json": lambda archive: archive.writestr("config.json", json.dumps(config)),
+            "model.weights.h5": lambda archive: archive.writestr("model.weights.h5", b""),
+        },
+    )
 
 
 def archive_outcome(payload: bytes) -> str:
@@ -327,30 +352,57 @@ def test_the_service_refuses_them_in_one_line_and_keeps_serving(
         client.shutdown()
 
 
+def test_a_config_that_builds_a_huge_layer_is_refused_under_the_memory_cap(
+    models: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fmnist.ml.inference import OUT_OF_MEMORY
+
+    bomb = layer_bomb(1_000_000)  # 784 million weights: 3.1 GB, in a file of a few KB
+    assert len(bomb) < 10_000
+    keras_archive.check(bomb)  # nothing in the archive gives it away
+    monkeypatch.setenv("FMNIST_INFERENCE_MEMORY_MB", "1024")
+    client = InferenceClient()
+    try:
+        good = models["a model Keras just saved (control)"]
+        assert client.check_imported(good).parameters == 7_850
+        pid = client.service_pid()
+        with pytest.raises(ModelError, match=OUT_OF_MEMORY):
+            client.check_imported(bomb)
+        assert client.service_pid() == pid  # refused, not killed
+        ones = np.full((1, 28, 28), 255, np.uint8)
+        assert client.predict(ImportedModel(hashlib.sha256(good).hexdigest()), ones).shape == (
+            1,
+            10,
+        )
+    finally:
+        client.shutdown()
+
+
 # -- the table for the README ------------------------------------------------------------------
 
 
-def model_outcome(payload: bytes) -> str:
-    from fmnist.ml import inference
-
-    try:
-        inference.load_imported(payload)
-    except ModelError as error:
-        return str(error)
-    return "accepted"
-
-
 def main() -> None:
+    """Every file through the inference client, as the Predict page sends it; one row each."""
     import tempfile
 
-    rows = [(name, payload, archive_outcome(payload)) for name, payload in archive_corpus().items()]
+    corpus = archive_corpus()
     with tempfile.TemporaryDirectory() as folder:
-        rows += [(n, p, model_outcome(p)) for n, p in model_corpus(Path(folder)).items()]
+        corpus.update(model_corpus(Path(folder)))
+    corpus["a config that builds a 784 x 4,000,000 layer (12.5 GB)"] = layer_bomb(4_000_000)
+    client = InferenceClient()
     print("| file | size on disk | outcome |")
     print("|---|---|---|")
-    for name, payload, outcome in rows:
-        size = f"{len(payload) / 1e6:.2f} MB" if len(payload) >= 1e5 else f"{len(payload):,} B"
-        print(f"| {name} | {size} | {outcome} |")
+    try:
+        for name, payload in corpus.items():
+            try:
+                outcome = f"accepted ({client.check_imported(payload).parameters:,} parameters)"
+            except ModelError as error:
+                outcome = str(error) if str(error).startswith("refused") else f"refused: {error}"
+            size = len(payload)
+            shown = f"{size / 1e6:.2f} MB" if size >= 100_000 else f"{size / 1e3:.1f} KB"
+            print(f"| {name} | {shown} | {outcome} |", flush=True)
+    finally:
+        client.shutdown()
 
 
 if __name__ == "__main__":

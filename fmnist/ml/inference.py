@@ -54,10 +54,23 @@ def load_imported(payload: bytes) -> keras.Model:
         try:
             model = keras.models.load_model(path, compile=False, safe_mode=True)
         except Exception as error:  # noqa: BLE001 - Keras raises many kinds here
+            if _out_of_memory(error):
+                raise ModelError(OUT_OF_MEMORY) from None
             raise ModelError(f"Keras could not load this file: {first_line(error)}") from None
     check_shapes(model)
     check_outputs(model)
     return model
+
+
+OUT_OF_MEMORY = "the model needs more memory than the inference service may use"
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    # Under the service's memory cap a huge layer fails as MemoryError or as
+    # TensorFlow's ResourceExhaustedError ("OOM when allocating tensor ...").
+    return isinstance(error, MemoryError | tf.errors.ResourceExhaustedError) or (
+        "OOM when allocating" in str(error)
+    )
 
 
 def check_shapes(model: keras.Model) -> None:
