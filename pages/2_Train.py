@@ -269,8 +269,8 @@ def draw_curves(job_id: str) -> None:
     job = ui.training_client().job(job_id)
     if job is None:
         return
-    # Drawn from the start, empty while the network compiles: a browser's first Plotly
-    # chart costs it about a core-second, which then no longer falls on an epoch.
+    # Drawn at once, empty while the network compiles (one core busy): a browser's first
+    # Plotly chart costs it about a core-second, which then does not fall on an epoch.
     st.plotly_chart(
         charts.training_curves(
             [m.as_dict() for m in job.history], [p.__dict__ for p in job.live], job.config.epochs
@@ -488,13 +488,8 @@ def draw_train() -> None:
     with live:
         draw_server_load(job.id if job else None)
         if job is None:
+            # No chart yet: Plotly's code (4.7 MB) would double the page's first load.
             st.info("Choose a network and press **Start training**: the curves appear here.")
-            # The empty frame also has the browser load its charting code now, not while
-            # a training shares the machine with it.
-            st.plotly_chart(
-                charts.training_curves([], [], st.session_state.get(KEY + "epochs")),
-                key=KEY + "empty_chart",
-            )
         else:
             # Read the job from the store while it runs; a fragment reruns alone, so
             # the form and the runs table are left as they are. The chart costs a
