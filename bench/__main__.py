@@ -20,7 +20,8 @@ Every ratio compares two things measured side by side in this run:
 4. the web server's memory after a walk through every page, now and at the
    commit before training left the server (bench/memory.py);
 5. library figures: dataset load, one picture through the inference service
-   (bench/library.py).
+   (bench/library.py);
+6. page speed: every page's first load, each Explore interaction (bench/pages.py).
 
 Results are printed as a table and written to bench/output/results.json; the
 servers' logs go beside it.
@@ -69,15 +70,15 @@ def main() -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["library", "training", "responsiveness", "stop", "memory"],
+        choices=["library", "training", "responsiveness", "stop", "memory", "pages"],
         help="run only these benchmarks (repeatable)",
     )
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else FULL_ROUNDS)
     stop_rounds = 1 if args.quick else FULL_STOP_ROUNDS
-    wanted = set(args.only or ["library", "training", "responsiveness", "stop", "memory"])
+    wanted = set(args.only or ["library", "training", "responsiveness", "stop", "memory", "pages"])
 
-    from bench import interactive, library, memory, training
+    from bench import interactive, library, memory, pages, training
 
     results: dict = {
         "mode": "quick" if args.quick else "full",
@@ -90,6 +91,11 @@ def main() -> int:
         section(results, "dataset_load", library.dataset_load)
         section(results, "inference_roundtrip", library.inference_roundtrip)
     with chromium() as browser:
+        if "pages" in wanted:
+            with Server("pages") as server:
+                section(
+                    results, "pages", lambda: pages.run(server, browser, 1 if args.quick else 3)
+                )
         if wanted & {"training", "responsiveness", "stop"}:
             with Server("bench") as server:
                 if "training" in wanted:
@@ -281,6 +287,20 @@ def rows(results: dict) -> list[tuple[str, ...]]:
                     f"{now[key] / total_before:.2f}" if total_before else "",
                     "",
                     "",
+                )
+            )
+    if not failed("pages"):
+        p = results["pages"]
+        for name, value in p["done_ms_median"].items():
+            target = p["target_first_load_ms" if "first load" in name else "target_interaction_ms"]
+            out.append(
+                (
+                    f"page: {name}, until drawn",
+                    f"{value:,} ms",
+                    "",
+                    "",
+                    f"<= {target:,} ms",
+                    verdict(value, target, False),
                 )
             )
     if not failed("dataset_load"):

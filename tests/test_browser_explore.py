@@ -6,7 +6,7 @@ number; 96 px samples packed in a third of the width with captions broken inside
 names; values only on hover; no range for the index; ten overlapping histogram
 lines; every widget reran the whole page. Screenshots go to
 test-output/screenshots/explore-*.png. Timings are not asserted here: see
-tools/explore_timings.py.
+bench/pages.py (`python -m bench --only pages`).
 """
 
 from __future__ import annotations

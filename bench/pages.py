@@ -1,54 +1,33 @@
-"""Every page's first load and each Explore interaction, timed in Chromium.
+"""How fast the pages are: every page's first load and each Explore interaction, in Chromium.
 
-    .venv/bin/python tools/explore_timings.py [--repeat 3] [--url http://127.0.0.1:8501]
+Issue targets, on this machine with nothing else running: a page's first load ≤ 2 s, any
+widget interaction ≤ 300 ms.
 
-Starts `streamlit run app.py` on a free port with a private models folder (unless
---url points at a running app: to compare with an older checkout, start that one
-and pass its address), then drives Debian's Chromium through Playwright:
-
-- first load: a fresh browser session (empty cache) opens the page. Reported, in
-  ms from navigation: first contentful paint; the page's title drawn; "server
-  done", the server's last message; "done", the last change to the page before
-  a quiet second (every chart drawn). The first visit of Explore on a freshly
-  started server comes first and is shown apart ("cold server"); Explore and its
-  interactions are measured before Home, Train and Predict, whose first visits
-  start processes that import TensorFlow.
-- each Explore interaction: from the click or key press (the page's own clock)
-  to "server done" and "done" as above. Streamlit only shows its status widget
-  for runs longer than 0.5 s and fades it out over 0.2 s, so its disappearance
-  is reported too, when it appeared at all.
-
-Prints a table (medians over --repeat, and every figure) and writes
-test-output/explore-timings.json. Timings, not assertions: compare them only on
-the same machine, with nothing else running (the load average is printed).
+- first load: a fresh browser session (empty cache, as a first-time visitor) opens the
+  page. Reported, in ms from navigation, on the page's own clock: first contentful paint;
+  the title drawn; "server done", the server's last message; "done", the last change to
+  the page before a quiet second (every element drawn, charts included). Explore's first
+  visit on a freshly started server comes first and is shown apart ("cold server");
+  Explore and its interactions are measured before Home, Train and Predict, whose first
+  visits start processes that import TensorFlow.
+- each Explore interaction: from the click or key press to "server done" and "done" as
+  above. Opening a tab counts as an interaction; the first tab that draws a Plotly chart
+  also loads Plotly's code into the page, once per visit.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from playwright.sync_api import Error as PlaywrightError  # noqa: E402
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
-
-from tests.browser_support import start_server, stop_server  # noqa: E402
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, OUTPUT_DIR, copy_shipped_runs  # noqa: E402
+from bench.product import VIEWPORT, Server, say
 
 QUIET_MS = 1000
 TIMEOUT_S = 120
 PAGES = {"Home": "/", "Train": "/Train", "Predict": "/Predict"}  # after Explore's
-MEASURES = ["first paint", "title", "server done", "done", "status widget gone"]
+FIRST_LOAD_TARGET_MS = 2000
+INTERACTION_TARGET_MS = 300
 LAST_CHANGES: list[str] = []  # where the last change of each timed interaction was
 
 # Timestamps on the page's own clock (performance.now(), 0 at navigation).
@@ -86,7 +65,7 @@ PROBE = """
 """
 
 
-def settle(page: Page) -> dict:
+def settle(page) -> dict:
     """Wait for a quiet second with no status widget; the probe's timestamps."""
     deadline = time.time() + TIMEOUT_S
     while time.time() < deadline:
@@ -103,7 +82,7 @@ def settle(page: Page) -> dict:
 
 
 def first_load(browser, url: str, path: str) -> dict[str, float]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport=VIEWPORT)
     context.add_init_script(PROBE)
     page = context.new_page()
     page.goto(url + path)
@@ -121,7 +100,7 @@ def first_load(browser, url: str, path: str) -> dict[str, float]:
     }
 
 
-def timed(page: Page, prepare: Callable[[], None], act: Callable[[], None]) -> dict[str, float]:
+def timed(page, prepare: Callable[[], None], act: Callable[[], None]) -> dict[str, float]:
     prepare()
     settle(page)
     page.evaluate("() => { window.__timing.armed = true; window.__timing.input = 0; "
@@ -143,7 +122,7 @@ def nothing() -> None:
     pass
 
 
-def pca_point(page: Page) -> None:
+def pca_point(page) -> None:
     """Click the rightmost point of the PCA map (alone, so it is the one picked)."""
     chart = page.locator(".js-plotly-plot").filter(has=page.locator("canvas")).last
     chart.scroll_into_view_if_needed()
@@ -162,7 +141,7 @@ def pca_point(page: Page) -> None:
     page.mouse.click(x, y)
 
 
-def interactions(page: Page) -> list[tuple[str, Callable[[], None], Callable[[], None]]]:
+def interactions(page) -> list[tuple[str, Callable[[], None], Callable[[], None]]]:
     """(name, an untimed preparation, the timed action) for every widget of Explore."""
 
     def choose(widget: str, label: str, option: str) -> tuple[Callable, Callable]:
@@ -172,94 +151,62 @@ def interactions(page: Page) -> list[tuple[str, Callable[[], None], Callable[[],
     def click_text(text: str) -> Callable[[], None]:
         return lambda: page.get_by_text(text, exact=True).click(timeout=5000)
 
+    def tab(name: str) -> Callable[[], None]:
+        return lambda: page.get_by_role("tab", name=name).click()
+
     index = page.get_by_test_id("stNumberInputField")
     slider = page.get_by_test_id("stSlider").filter(has_text="Images on the map")
     return [
         ("Reshuffle", nothing, lambda: page.get_by_role("button", name="Reshuffle").click()),
         ("Classes: + Bag", *choose("stMultiSelect", "Classes", "Bag")),
         ("Images: 32", *choose("stSelectbox", "Images", "32")),
+        ("Tab: One image and the map (loads Plotly)", nothing, tab("One image and the map")),
         ("Index: type 123, Enter", lambda: index.fill("123"), lambda: index.press("Enter")),
         ("Index: +", nothing, lambda: page.get_by_test_id("stNumberInputStepUp").click()),
         ("Show values (on)", nothing, click_text("Show values")),
         ("Show values (off)", nothing, click_text("Show values")),
-        ("Leave out background", nothing, click_text("Leave out background pixels (0)")),
-        ("Logarithmic scale", nothing, click_text("Logarithmic scale")),
         ("PCA: images on the map", lambda: slider.get_by_role("slider").focus(),
          lambda: slider.get_by_role("slider").press("ArrowLeft")),
         ("PCA: click a point", nothing, lambda: pca_point(page)),
-        ("PCA: Inspect its pixels (old page)", nothing,
-         lambda: page.get_by_role("button", name="Inspect its pixels").click(timeout=5000)),
+        ("Tab: Average garments", nothing, tab("Average garments")),
+        ("Tab: Pixel intensities", nothing, tab("Pixel intensities")),
+        ("Leave out background", nothing, click_text("Leave out background pixels (0)")),
+        ("Logarithmic scale", nothing, click_text("Logarithmic scale")),
+        ("Tab: Classes and samples", nothing, tab("Classes and samples")),
     ]  # fmt: skip
 
 
-def measure(url: str, repeat: int) -> dict:
+def run(server: Server, browser, repeat: int) -> dict:
     """Explore first, on a quiet server: the first visits of Home, Train and Predict start
     the inference service and the training workers, which import TensorFlow (seconds of
     CPU in other processes), so those pages come last."""
+    url = server.url
     results: dict[str, list[dict[str, float]]] = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        results["Explore first load (cold server)"] = [first_load(browser, url, "/Explore")]
+    say(f"page speed: first loads and Explore's interactions, {repeat} round(s)")
+    results["Explore first load (cold server)"] = [first_load(browser, url, "/Explore")]
+    for _ in range(repeat):
+        results.setdefault("Explore first load", []).append(first_load(browser, url, "/Explore"))
+    for _ in range(repeat):
+        context = browser.new_context(viewport=VIEWPORT)
+        context.add_init_script(PROBE)
+        page = context.new_page()
+        page.goto(url + "/Explore")
+        page.wait_for_selector("h1", timeout=TIMEOUT_S * 1000)
+        settle(page)
+        for name, prepare, act in interactions(page):
+            results.setdefault(name, []).append(timed(page, prepare, act))
+            results[name][-1]["last change in"] = LAST_CHANGES[-1]
+        context.close()
+    for name, path in PAGES.items():
+        first_load(browser, url, path)  # its helper processes start: not counted
         for _ in range(repeat):
-            results.setdefault("Explore first load", []).append(
-                first_load(browser, url, "/Explore")
-            )
-        for _ in range(repeat):
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            context.add_init_script(PROBE)
-            page = context.new_page()
-            page.goto(url + "/Explore")
-            page.wait_for_selector("h1", timeout=TIMEOUT_S * 1000)
-            settle(page)
-            for name, prepare, act in interactions(page):
-                try:
-                    results.setdefault(name, []).append(timed(page, prepare, act))
-                    results[name][-1]["last change in"] = LAST_CHANGES[-1]
-                except (PlaywrightError, RuntimeError) as error:
-                    print(f"{name}: skipped ({str(error).splitlines()[0]})", file=sys.stderr)
-            context.close()
-        for name, path in PAGES.items():
-            for _ in range(repeat):
-                results.setdefault(f"{name} first load", []).append(first_load(browser, url, path))
-        browser.close()
-    return {name: runs for name, runs in results.items() if runs}
-
-
-def report(results: dict) -> None:
-    print(f"{'what':36} {'measure':20} {'median ms':>10}  all (ms)")
-    for name, runs in results.items():
-        keys = sorted({key for run in runs for key in run} & set(MEASURES), key=MEASURES.index)
-        for key in keys:
-            values = [run[key] for run in runs if key in run]
-            print(
-                f"{name:36} {key:20} {statistics.median(values):10.0f}  "
-                + " ".join(f"{v:.0f}" for v in values)
-            )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--url", help="a running app; by default one is started")
-    arguments = parser.parse_args()
-    load = os.getloadavg()[0]
-    if arguments.url:
-        results = measure(arguments.url, arguments.repeat)
-    else:
-        with tempfile.TemporaryDirectory() as folder:
-            models = Path(folder) / "models"
-            models.mkdir()
-            copy_shipped_runs(models)
-            server = start_server(models, "explore-timings-server")
-            try:
-                results = measure(server.url, arguments.repeat)
-            finally:
-                stop_server(server, "explore-timings-server")
-    print(f"load average before: {load:.1f} on {os.cpu_count()} CPUs")
-    report(results)
-    OUTPUT_DIR.mkdir(exist_ok=True)
-    (OUTPUT_DIR / "explore-timings.json").write_text(json.dumps(results, indent=1))
-
-
-if __name__ == "__main__":
-    main()
+            results.setdefault(f"{name} first load", []).append(first_load(browser, url, path))
+    medians = {
+        name: round(statistics.median(run["done"] for run in runs))
+        for name, runs in results.items()
+    }
+    for name, value in medians.items():
+        say(f"  {name}: {value} ms")
+    return {"done_ms_median": medians, "runs": results,
+            "target_first_load_ms": FIRST_LOAD_TARGET_MS,
+            "target_interaction_ms": INTERACTION_TARGET_MS}  # fmt: skip
