@@ -50,7 +50,7 @@ import ray.exceptions
 from fmnist import config, runs
 from fmnist.data import Dataset, load_dataset
 from fmnist.jobs.store import JobStore, Worker
-from fmnist.jobs.worker import FLUSH_SECONDS
+from fmnist.jobs.worker import BatchedSink
 from fmnist.messages import first_line
 from fmnist.schema import EpochMetrics, JobState, JobView, LivePoint, ResumePoint, TrainConfig
 
@@ -162,7 +162,7 @@ class Relay:
         self.__init__()
 
 
-class RelaySink:
+class RelaySink(BatchedSink):
     """A ProgressSink inside a Ray task: batches progress and sends it to the job's relay.
 
     Sends never wait (``.remote()`` returns at once, and calls from one task reach
@@ -172,16 +172,11 @@ class RelaySink:
     """
 
     def __init__(self, relay: Any, host: str = "") -> None:
+        super().__init__()
         self.relay = relay
         self.host = host or socket.gethostname()
-        self.batches = 0
-        self._values: dict[str, Any] = {}
-        self._epochs: list[dict[str, float]] = []
-        self._live: list[dict[str, float]] = []
         self._evaluating = False
-        self._last_flush = 0.0
         self._answer: ray.ObjectRef | None = None
-        self._stop = False
 
     def phase(self, text: str) -> None:
         self._values["phase"] = text
@@ -193,31 +188,12 @@ class RelaySink:
         self._values.update(device=f"{device} on {self.host}", batches=batches)
         self.flush()
 
-    def batch(
-        self, done: int, images_per_second: float, eta: float | None, point: LivePoint | None
-    ) -> None:
-        self._values.update(batch=done, phase="")
-        if images_per_second > 0:
-            self._values.update(images_per_second=images_per_second, eta=eta)
-        if point is not None:
-            self._live.append(dict(point.__dict__))
-        if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
-            self.flush()
-
-    def epoch_end(self, metrics: EpochMetrics) -> None:
-        self._values.update(epoch=metrics.epoch, batch=self.batches)
-        self._epochs.append(metrics.as_dict())
-        self.flush()
-
     def checkpoint(self, model: Any, epoch: int) -> None:
         """Not on Ray: no disk is shared with the server (see the module's docstring)."""
 
     def evaluating(self) -> None:
         self._evaluating = True
         self.flush()
-
-    def should_stop(self) -> bool:
-        return self._stop
 
     def stop_asked(self) -> bool:
         """Wait for the answer to the last send: the stop flag as the relay has it now."""
@@ -226,19 +202,22 @@ class RelaySink:
         return self._stop
 
     def flush(self, wait: bool = False) -> None:
-        if self._answer is not None:
-            ready, _ = ray.wait([self._answer], timeout=0)
-            if ready:
-                self._read_answer(ready[0])
-        self._answer = self.relay.push.remote(
-            self._values, self._epochs, self._live, self._evaluating
-        )
-        self._values, self._epochs, self._live = {}, [], []
-        self._last_flush = time.monotonic()
+        super().flush()
         if wait:
             # The task's last send: once the relay has it, the server's final drain
             # finds every event before it reads the task's result.
             self.stop_asked()
+
+    def _send(
+        self, values: dict[str, Any], epochs: list[EpochMetrics], live: list[LivePoint]
+    ) -> None:
+        if self._answer is not None:
+            ready, _ = ray.wait([self._answer], timeout=0)
+            if ready:
+                self._read_answer(ready[0])
+        epochs_sent = [m.as_dict() for m in epochs]
+        live_sent = [dict(p.__dict__) for p in live]
+        self._answer = self.relay.push.remote(values, epochs_sent, live_sent, self._evaluating)
 
     def _read_answer(self, answer: ray.ObjectRef) -> None:
         try:

@@ -30,25 +30,18 @@ from fmnist.schema import EpochMetrics, JobState, JobView, LivePoint, ResumePoin
 FLUSH_SECONDS = 0.25
 
 
-class StoreSink:
-    """A ProgressSink writing to the job store, batched every FLUSH_SECONDS."""
+class BatchedSink:
+    """The batching every job's ProgressSink shares: what happens between two sends is
+    gathered, and sent every FLUSH_SECONDS and at each epoch's end by the subclass's
+    ``_send``, which also keeps the stop flag up to date."""
 
-    def __init__(self, store: JobStore, job_id: str) -> None:
-        self.store = store
-        self.job_id = job_id
+    def __init__(self) -> None:
         self.batches = 0
         self._values: dict[str, Any] = {}
         self._epochs: list[EpochMetrics] = []
         self._live: list[LivePoint] = []
         self._last_flush = 0.0
-        self._stop = store.stop_requested(job_id)
-
-    def phase(self, text: str) -> None:
-        self.store.update(self.job_id, phase=text)
-
-    def started(self, device: str, batches: int) -> None:
-        self.batches = batches
-        self.store.update(self.job_id, device=device, batches=batches)
+        self._stop = False
 
     def batch(
         self, done: int, images_per_second: float, eta: float | None, point: LivePoint | None
@@ -66,6 +59,36 @@ class StoreSink:
         self._epochs.append(metrics)
         self.flush()
 
+    def should_stop(self) -> bool:
+        return self._stop
+
+    def flush(self) -> None:
+        self._send(self._values, self._epochs, self._live)
+        self._values, self._epochs, self._live = {}, [], []
+        self._last_flush = time.monotonic()
+
+    def _send(
+        self, values: dict[str, Any], epochs: list[EpochMetrics], live: list[LivePoint]
+    ) -> None:
+        raise NotImplementedError
+
+
+class StoreSink(BatchedSink):
+    """A ProgressSink writing to the job store."""
+
+    def __init__(self, store: JobStore, job_id: str) -> None:
+        super().__init__()
+        self.store = store
+        self.job_id = job_id
+        self._stop = store.stop_requested(job_id)
+
+    def phase(self, text: str) -> None:
+        self.store.update(self.job_id, phase=text)
+
+    def started(self, device: str, batches: int) -> None:
+        self.batches = batches
+        self.store.update(self.job_id, device=device, batches=batches)
+
     def checkpoint(self, model: Any, epoch: int) -> None:
         path = self.store.checkpoint_path(self.job_id)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,13 +102,10 @@ class StoreSink:
         self.flush()
         self.store.start_evaluating(self.job_id)
 
-    def should_stop(self) -> bool:
-        return self._stop
-
-    def flush(self) -> None:
-        self._stop = self.store.report(self.job_id, self._values, self._epochs, self._live)
-        self._values, self._epochs, self._live = {}, [], []
-        self._last_flush = time.monotonic()
+    def _send(
+        self, values: dict[str, Any], epochs: list[EpochMetrics], live: list[LivePoint]
+    ) -> None:
+        self._stop = self.store.report(self.job_id, values, epochs, live)
 
 
 def resume_point(store: JobStore, job: JobView) -> ResumePoint | None:
