@@ -21,7 +21,9 @@ Every ratio compares two things measured side by side in this run:
    commit before training left the server (bench/memory.py);
 5. library figures: dataset load, one picture through the inference service
    (bench/library.py);
-6. page speed: every page's first load, each Explore interaction (bench/pages.py).
+6. page speed: every page's first load, each Explore interaction (bench/pages.py);
+7. a class on one server: four sessions at once (two training, two uploading), the
+   server's memory after 21 visitors (bench/safety.py).
 
 Results are printed as a table and written to bench/output/results.json; the
 servers' logs go beside it.
@@ -70,7 +72,7 @@ def main() -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["library", "training", "responsiveness", "stop", "memory", "pages"],
+        choices=["library", "training", "responsiveness", "stop", "memory", "pages", "safety"],
         help="run only these benchmarks (repeatable)",
     )
     args = parser.parse_args()
@@ -78,7 +80,7 @@ def main() -> int:
     stop_rounds = 1 if args.quick else FULL_STOP_ROUNDS
     wanted = set(args.only or ["library", "training", "responsiveness", "stop", "memory", "pages"])
 
-    from bench import interactive, library, memory, pages, training
+    from bench import interactive, library, memory, pages, safety, training
 
     results: dict = {
         "mode": "quick" if args.quick else "full",
@@ -113,6 +115,8 @@ def main() -> int:
                 if "stop" in wanted:
                     section(results, "stop", lambda: interactive.stop(server, browser, stop_rounds))
                 results["bench_server_log_tracebacks"] = server.tracebacks()
+        if "safety" in wanted:
+            section(results, "safety", lambda: safety.run(browser))
         if "memory" in wanted:
             section(results, "memory_now", lambda: memory.now(browser))
             if not args.quick:
@@ -303,6 +307,29 @@ def rows(results: dict) -> list[tuple[str, ...]]:
                     verdict(value, target, False),
                 )
             )
+    if not failed("safety"):
+        c, m = results["safety"]["concurrent"], results["safety"]["memory"]
+        out.append(
+            (
+                "4 sessions at once (2 training, 2 uploading): runs saved",
+                f"{c['runs_saved']} of {c['jobs']}",
+                f"{c['page_exceptions']} exceptions",
+                "",
+                "all, 0 exceptions",
+                verdict(
+                    float(c["runs_saved"] == c["jobs"] and c["page_exceptions"] == 0), 1.0, True
+                ),
+            )
+        )
+        out.append(
+            ("4 sessions at once: slowest upload -> prediction", f"{c['slowest_upload_ms']} ms",
+             "", "", "", "")
+        )  # fmt: skip
+        after, before = m["server_rss_mb_after_all"], m["server_rss_mb_after_1"]
+        out.append(
+            (f"server VmRSS after {m['visitors']} visitors / after 1", f"{after:,} MB",
+             f"{before:,} MB", f"{after / before:.2f}", "", "")
+        )  # fmt: skip
     if not failed("dataset_load"):
         d = results["dataset_load"]
         out.append(

@@ -60,8 +60,17 @@ def test_home(with_shipped_runs: Path) -> None:
 
 def test_explore_draws_its_charts_and_inspects_an_image() -> None:
     app = open_page("pages/1_Explore.py")
-    assert len(app.get("plotly_chart")) == 6
-    assert len(app.get("image")) == 16  # the sample grid: one picture per column
+    # The first tab: the sample grid (one picture per column) and the class table.
+    assert len(app.get("image")) == 16
+    assert not app.get("plotly_chart")
+    assert any("| 9 | Ankle boot | 6,000 | 1,000 |" in m.value for m in app.markdown)
+    charts = 0
+    for tab in ("📊 Pixel intensities", "🧥 Average garments", "🔬 One image and the map"):
+        app.session_state["explore_tab"] = tab  # tabs are lazy: only the open one runs
+        app.run()
+        charts += len(app.get("plotly_chart"))
+        assert not app.get("image")
+    assert charts == 5
     app.number_input(key="explore_index").set_value(123).run()
     assert any("**Index:** 123" in m.value for m in app.markdown)
     # Past the end: brought back to the last image, with one line giving the range.
@@ -73,8 +82,12 @@ def test_explore_draws_its_charts_and_inspects_an_image() -> None:
     ]
     app.toggle(key="explore_values").set_value(True).run()
     assert app.get("html")[0].proto.body.count("<td") == 784
-    app.multiselect(key="explore_classes").set_value(["Bag"]).run()
+    app.session_state["explore_tab"] = "📊 Pixel intensities"
+    app.run()
     app.toggle(key="explore_log").set_value(True).run()
+    app.session_state["explore_tab"] = "👕 Classes and samples"
+    app.run()
+    app.multiselect(key="explore_classes").set_value(["Bag"]).run()
     assert not app.exception
 
 
@@ -88,7 +101,8 @@ def test_explore_does_not_import_tensorflow() -> None:
         f"app = AppTest.from_file({str(PROJECT_ROOT / 'app.py')!r}, default_timeout=120); "
         "app.switch_page('pages/1_Explore.py'); app.run(); "
         "assert not app.exception, [e.value for e in app.exception]; "
-        "assert len(app.get('plotly_chart')) == 6; "
+        "app.session_state['explore_tab'] = '🔬 One image and the map'; app.run(); "
+        "assert len(app.get('plotly_chart')) == 2; "
         "assert inference_client.service_pid() is None; "
         "print('tensorflow' in sys.modules)"
     )
