@@ -205,3 +205,33 @@ def test_mirrored_strategy_over_two_logical_devices(tmp_path: Path) -> None:
     assert result["device"].startswith("MirroredStrategy over 2 devices")
     assert result["sink_device"] == result["device"]
     assert result["accuracy"] > 0.5
+
+
+def test_a_training_that_diverges_is_saved_with_its_nan_loss(
+    dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A network whose weights have gone to NaN, as after a too-large learning rate: the
+    # run is still scored and saved (NaN loss, chance accuracy) for the user to see,
+    # not failed at the end with a message about "this picture".
+    def diverged(name: str) -> keras.Model:
+        model = keras.Sequential(
+            [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+        )
+        kernel, bias = model.layers[-1].get_weights()
+        model.layers[-1].set_weights([np.full_like(kernel, np.nan), bias])
+        return model
+
+    monkeypatch.setattr(engine, "build_model", diverged)
+    config = TrainConfig(network="mlp", epochs=1, limit=2000, name="diverged")
+    _, record = engine.train(config, dataset, ListSink())
+    assert record.status == "done"
+    assert np.isnan(record.history[-1]["loss"])
+    assert record.test_loss is not None and not np.isfinite(record.test_loss)
+    assert 0.0 <= record.test_accuracy <= 0.2  # argmax of NaN scores: one class for all
+
+
+def test_a_learning_rate_given_as_a_whole_number_is_taken() -> None:
+    # A config read from JSON or a link may hold 1 rather than 1.0; Keras wants a float.
+    for schedule in ("constant", "cosine"):
+        optimizer = engine.make_optimizer("adam", 1, schedule, total_steps=10)
+        assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(1.0)

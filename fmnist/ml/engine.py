@@ -76,7 +76,7 @@ def auto_steps_per_execution(batches_per_epoch: int) -> int:
 def make_optimizer(
     name: str, learning_rate: float, schedule: str = "constant", total_steps: int = 1
 ) -> keras.optimizers.Optimizer:
-    rate: float | keras.optimizers.schedules.LearningRateSchedule = learning_rate
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = float(learning_rate)
     if schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=0.01)
     classes = {
@@ -179,7 +179,7 @@ def train(
     sink.evaluating()
     eval_started = time.perf_counter()
     with strategy.scope():
-        probabilities = predict_probabilities(model, dataset.x_test)
+        probabilities = predict_probabilities(model, dataset.x_test, refuse_non_finite=False)
     scores = evaluation.score(probabilities, dataset.y_test)
     eval_seconds = time.perf_counter() - eval_started
 

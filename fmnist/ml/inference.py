@@ -158,16 +158,21 @@ def _fast_call(model: keras.Model) -> Callable[[np.ndarray], Any]:
 
 
 def predict_probabilities(
-    model: keras.Model, images: np.ndarray, batch_size: int = 1024
+    model: keras.Model, images: np.ndarray, batch_size: int = 1024, refuse_non_finite: bool = True
 ) -> np.ndarray:
-    """Softmax of every uint8 28x28 picture, float64 (N, 10), in one pass through the network."""
+    """Softmax of every uint8 28x28 picture, float64 (N, 10), in one pass through the network.
+
+    A model giving NaN or infinite scores is refused with ModelError, unless
+    ``refuse_non_finite`` is False: a training that diverged is still scored (NaN
+    loss, chance accuracy) and saved as it is, for the user to see what happened.
+    """
     inputs = _as_input(model, images)
     if inputs.shape[0] <= batch_size:
         outputs = np.asarray(_fast_call(model)(inputs))
     else:
         outputs = model.predict(inputs, batch_size=batch_size, verbose=0)
     outputs = np.asarray(outputs, dtype=np.float64)
-    if not np.isfinite(outputs).all():
+    if refuse_non_finite and not np.isfinite(outputs).all():
         raise ModelError("the model gives NaN or infinite scores for this picture")
     return as_probabilities(outputs)
 
