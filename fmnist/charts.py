@@ -257,7 +257,9 @@ def training_curves(
 def runs_comparison(records: Sequence[dict[str, Any]], labels: Sequence[str]) -> go.Figure:
     """Accuracy and loss per epoch of several runs: validation solid, training dotted."""
     traces: list[dict[str, Any]] = []
-    for index, (record, label) in enumerate(zip(records, labels, strict=True)):
+    for index, (record, given) in enumerate(zip(records, labels, strict=True)):
+        # Plotly draws tags in legend text (<a href>, <b>): a run's name is shown as text.
+        label = html.escape(given)
         colour = colors.qualitative.Plotly[index % 10]
         history = record.get("history", [])
         for column, metric in enumerate(("accuracy", "loss"), start=1):

@@ -292,13 +292,18 @@ def draw_controls(job: JobView) -> None:
             try:
                 client.stop(job.id, control_token(job))
             except (NotOwnerError, JobNotFoundError) as error:
-                st.error(str(error), icon="🚫")
-            st.rerun()  # the page then reads the stopping job more often
+                st.error(ui.plain(error), icon="🚫")
+            else:
+                st.rerun()  # the page then reads the stopping job more often
     elif job.state is JobState.INTERRUPTED:
         st.warning(f"This training was {ui.plain(job.message)}.", icon="⚡")
         if job.resumable and mine and st.button("▶️ Resume", key=KEY + "resume", type="primary"):
-            client.resume(job.id, control_token(job))
-            st.rerun()
+            try:
+                client.resume(job.id, control_token(job))
+            except (NotOwnerError, JobNotFoundError) as error:
+                st.error(ui.plain(error), icon="🚫")
+            else:
+                st.rerun()
     elif job.state.final and st.session_state.get(KEY + "finished_seen") != job.id:
         # The job just ended: rerun the whole page so the runs table shows the new run.
         st.session_state[KEY + "finished_seen"] = job.id
@@ -340,8 +345,12 @@ def draw_server_load(own_id: str | None) -> None:
                     f"({other.source})"
                 )
                 if right.button("⏹️ Stop", key=f"{KEY}admin_stop_{other.id}"):
-                    client.stop(other.id, operator)
-                    st.rerun()
+                    try:
+                        client.stop(other.id, operator)
+                    except (NotOwnerError, JobNotFoundError) as error:  # ended meanwhile
+                        st.error(ui.plain(error), icon="🚫")
+                    else:
+                        st.rerun()
 
 
 def run_rows(records: list[dict]) -> list[dict]:
@@ -426,10 +435,15 @@ def draw_runs() -> None:
     st.plotly_chart(charts.runs_comparison(selected, labels), key=KEY + "comparison")
     columns = st.columns(min(len(selected), 3) + 1)
     for index, (record, label) in enumerate(zip(selected, labels, strict=True)):
-        path = runs.run_path(record["run_id"]) / runs.MODEL_FILE
-        columns[index % (len(columns) - 1)].download_button(
+        column = columns[index % (len(columns) - 1)]
+        try:
+            model_bytes = (runs.run_path(record["run_id"]) / runs.MODEL_FILE).read_bytes()
+        except OSError:  # deleted by its owner since this page listed it
+            column.caption(f"{ui.plain(label)}: no longer on the server")
+            continue
+        column.download_button(
             f"⬇️ {ui.plain(label)}",
-            data=path.read_bytes(),
+            data=model_bytes,
             file_name=f"{record['run_id']}.keras",
             mime="application/octet-stream",
             help=f"{record['run_id']}.keras",
@@ -468,6 +482,7 @@ def devices_pending() -> None:
 
 
 def draw_train() -> None:
+    st.session_state[KEY + "page_runs"] = st.session_state.get(KEY + "page_runs", 0) + 1
     st.title("🏋️ Train a network")
     ui.dataset()
     client = ui.training_client()
@@ -488,8 +503,15 @@ def draw_train() -> None:
     with live:
         draw_server_load(job.id if job else None)
         if job is None:
-            # No chart yet: Plotly's code (4.7 MB) would double the page's first load.
             st.info("Choose a network and press **Start training**: the curves appear here.")
+            # The empty frame, once the page has loaded and the user sets up a training:
+            # the browser then loads Plotly's code (4.7 MB, about a core-second) before
+            # Start, not during the first epochs, and not during the page's first load.
+            if st.session_state[KEY + "page_runs"] > 1:
+                st.plotly_chart(
+                    charts.training_curves([], [], st.session_state.get(KEY + "epochs")),
+                    key=KEY + "empty_chart",
+                )
         else:
             # Read the job from the store while it runs; a fragment reruns alone, so
             # the form and the runs table are left as they are. The chart costs a
