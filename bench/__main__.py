@@ -46,6 +46,7 @@ from bench.product import OUTPUT, Server, chromium
 FULL_ROUNDS = 5  # each training contender runs once in each position
 FULL_STOP_ROUNDS = 3
 UPLOADS = 5
+BENCHMARKS = ("library", "training", "responsiveness", "stop", "memory", "pages", "safety")
 BIG_UPLOADS = 3
 
 
@@ -72,13 +73,13 @@ def main() -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["library", "training", "responsiveness", "stop", "memory", "pages", "safety"],
+        choices=BENCHMARKS,
         help="run only these benchmarks (repeatable)",
     )
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else FULL_ROUNDS)
     stop_rounds = 1 if args.quick else FULL_STOP_ROUNDS
-    wanted = set(args.only or ["library", "training", "responsiveness", "stop", "memory", "pages"])
+    wanted = set(args.only or BENCHMARKS)
 
     from bench import interactive, library, memory, pages, safety, training
 

@@ -246,9 +246,10 @@ def draw_uploads(model: ModelRef) -> None:
             f"{own.accuracy:.0%}",
             help=f"{own.right} of {own.total} right, counting the classes you chose or confirmed",
         )
-        st.plotly_chart(
-            charts.confusion_heatmap(own.matrix, names=own.names), key=KEY + "own_matrix"
-        )
+        if len(own.names) > 1:  # a matrix of one class is one block of colour
+            st.plotly_chart(
+                charts.confusion_heatmap(own.matrix, names=own.names), key=KEY + "own_matrix"
+            )
     if guessed:
         st.caption(
             f"{guessed} picture(s) have a class guessed from the file name: confirm it, or choose "
