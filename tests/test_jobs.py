@@ -249,3 +249,37 @@ def test_a_failing_job_is_failed_with_one_line_and_the_worker_goes_on(
     assert failed.state is JobState.FAILED
     assert failed.message and "\n" not in failed.message
     assert store.get(fine).state is JobState.DONE
+
+
+def test_kill_9_while_the_test_set_is_scored_loses_nothing_earlier(
+    store: JobStore, pool_of: Callable[[int], LocalPool]
+) -> None:
+    pool_of(1)
+    client = TrainingClient(store, admin_token="")
+    earlier = client.submit(QUICK, "owner")
+    wait_for(lambda: store.get(earlier).state is JobState.DONE, 120, "an earlier run")
+    earlier_run = store.get(earlier).run_id
+    job_id = client.submit(TrainConfig(network="cnn", epochs=1, limit=2_000), "owner")
+
+    # The cnn scores the 10,000 test images for a second or two after its last epoch.
+    def scoring_or_ended() -> bool:
+        return store.get(job_id, with_events=False).state in (
+            JobState.EVALUATING, JobState.DONE, JobState.FAILED,
+        )  # fmt: skip
+
+    wait_for(scoring_or_ended, 180, "the test set being scored", interval=0.005)
+    assert store.get(job_id, with_events=False).state is JobState.EVALUATING
+    os.kill(store.worker_of(job_id).pid, signal.SIGKILL)
+    wait_for(lambda: store.get(job_id).state.final, 30, "the job to be marked")
+    view = store.get(job_id)
+    assert view.state is JobState.INTERRUPTED and view.resumable, view.message
+    listed, warnings = runs.list_runs()
+    assert [r["run_id"] for r in listed] == [earlier_run] and not warnings
+
+    # Resume: the epoch is in the checkpoint; the test set is scored and the run saved.
+    client.resume(job_id, "owner")
+    wait_for(lambda: store.get(job_id).state.final, 180, "the resumed job")
+    view = store.get(job_id)
+    assert view.state is JobState.DONE, view.message
+    assert [m.epoch for m in view.history] == [1]
+    assert {r["run_id"] for r in runs.list_runs()[0]} == {earlier_run, view.run_id}
