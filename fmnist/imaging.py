@@ -109,6 +109,7 @@ def decode(payload: bytes) -> Image.Image:
             image.seek(0)  # animated GIF, WebP or multi-page TIFF: the first frame
             image.load()
             image = ImageOps.exif_transpose(image)
+            image = _eight_bit(image)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -124,6 +125,24 @@ def decode(payload: bytes) -> Image.Image:
     if min(image.size) < 1:
         raise ImageError("the picture has no pixels")
     return image
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16- and 32-bit greyscale (scanners, scientific tools) as 8-bit "L": Pillow's resizing
+    refuses those modes beyond its simplest paths ("image has wrong mode" at 2,000 px).
+    Integer arithmetic in place where it can: a 40-megapixel picture stays a few bytes
+    a pixel."""
+    if image.mode not in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        return image
+    values = np.asarray(image)
+    if image.mode == "F":
+        low, high = float(np.nanmin(values)), float(np.nanmax(values))
+        scaled = (np.nan_to_num(values, nan=low) - low) * (255.0 / max(high - low, 1e-12))
+        return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L")
+    # 16-bit data fills 0-65535 (also when Pillow reads it as 32-bit "I"): keep the top byte.
+    if image.mode.startswith("I;16") or int(values.max(initial=0)) > 255:
+        values = np.clip(values, 0, 65535) >> 8
+    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L")
 
 
 def to_gray(image: Image.Image) -> np.ndarray:
