@@ -166,6 +166,10 @@ print(json.dumps({{"home_s": home_s, "accuracy": accuracy, "loaded": loaded}}))
 def test_train_page_trains_in_a_worker_and_lists_the_run(models_dir: Path) -> None:
     app = open_page("pages/2_Train.py")
     assert "101,770 parameters" in " ".join(c.value for c in app.caption)
+    # The layer table: one row per layer with its output shape, and the total.
+    layers = next(m.value for m in app.markdown if m.value.startswith("| layer |"))
+    assert "| dense | Dense | (batch, 128) | 100,480 |" in layers
+    assert layers.endswith("| **total** | | | **101,770** |")
     app.selectbox(key="train_limit").set_value("2,000")
     app.number_input(key="train_epochs").set_value(1)
     app.button[0].click().run()  # the form's Start button
@@ -183,7 +187,7 @@ def test_train_page_trains_in_a_worker_and_lists_the_run(models_dir: Path) -> No
     app.run()
     assert len(list(models_dir.glob("*/run.json"))) == 1
     assert app.dataframe, "the runs table is missing"
-    assert list(app.dataframe[1].value["network"]) == ["mlp"]  # [0] is the layer table
+    assert list(app.dataframe[0].value["network"]) == ["mlp"]
     assert JobStore().owns(job_id, key)
 
 
