@@ -9,3 +9,15 @@ def first_line(error: BaseException, limit: int = 160) -> str:
         if line.strip():
             return line.strip()[:limit]
     return type(error).__name__
+
+
+def short(text: str, limit: int = 40) -> str:
+    """Text from a file (a name, a key) as a quoted Python literal, cut short.
+
+    One line with no control characters (``repr`` escapes them), and at most
+    about ``limit`` characters however long the text or its escapes.
+    """
+    cut = text[:limit]
+    while len(repr(cut)) > limit + 2:  # escapes take 2 to 10 characters each
+        cut = cut[:-1]
+    return repr(cut if cut == text else cut + "…")

@@ -14,6 +14,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
+from fmnist.messages import short
 from fmnist.networks import get_network
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
@@ -301,6 +302,15 @@ def _kind(value: object) -> str:
     )
 
 
+def _key(key: object) -> str:
+    """A key from run.json as a message names it: as it is when it is a short name, else quoted.
+
+    A key can be megabytes long or hold newlines; the message stays one short line.
+    """
+    text = str(key)
+    return text if text.isidentifier() and len(text) <= 20 else short(text, 20)
+
+
 def _check(value: object, hint: Any, where: str, non_finite_ok: bool) -> None:
     """Raise a ValueError naming ``where`` when ``value`` does not fit the type ``hint``."""
     origin, arguments = typing.get_origin(hint), typing.get_args(hint)
@@ -328,7 +338,7 @@ def _check(value: object, hint: Any, where: str, non_finite_ok: bool) -> None:
         fits = isinstance(value, dict)
         if fits:
             for key, item in value.items():
-                _check(item, arguments[1], f"{where}.{key}", non_finite_ok)
+                _check(item, arguments[1], f"{where}.{_key(key)}", non_finite_ok)
     else:  # a type this check does not know: nothing to say about it
         return
     if not fits:

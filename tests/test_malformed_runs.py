@@ -58,6 +58,8 @@ MALFORMED: dict[str, bytes | None] = {
     "history-as-text": _with(history="many"),
     "history-loss-as-text": _with(history=[{"epoch": 1, "loss": "low"}]),
     "history-no-epoch": _with(history=[{"loss": 0.5}]),
+    # A key of 100,000 characters, newlines among them: the message names it in one short line.
+    "history-key-huge": _with(history=[{"epoch": 1, "k\n" * 50_000: "low"}]),
     "matrix-with-text": _with(confusion_matrix=[[1, 2], [3, "4"]]),
     "owner-not-ascii": _with(owner="é" * 64),
     "shipped-as-text": _with(shipped="no"),
@@ -108,6 +110,7 @@ def test_each_malformed_run_is_skipped_with_one_short_line(damaged_models: Path)
     assert "run.json that is not valid JSON" in text
     assert "run.json that cannot be read" in text
     assert "malformed run.json: a list, not an object" in text
+    assert "history[0].'k\\nk\\nk" in text and "\\nk…' should be a number, not text" in text
     # The best run and the lookups by name skip the damage; asking for it says why.
     assert runs.best_run(damaged_models)["run_id"] == GOOD["run_id"]
     with pytest.raises(runs.RunError, match="test_accuracy should be a number"):
