@@ -344,9 +344,11 @@ def draw_gallery(model: ModelRef) -> None:
             imaging.framed(ds.x_test[i], GREEN if predictions[i] == ds.y_test[i] else RED)
             for i in chosen
         ],
+        # The prediction on one line, the true class below; a non-breaking hyphen keeps
+        # "T-shirt/top" whole in a 110 px caption.
         caption=[
-            f"{CLASS_NAMES[predictions[i]]} {probabilities[i, predictions[i]]:.0%} "
-            f"({CLASS_NAMES[ds.y_test[i]]})"
+            f"**{unbroken(CLASS_NAMES[predictions[i]])}** {probabilities[i, predictions[i]]:.0%}"
+            f"  \n({unbroken(CLASS_NAMES[ds.y_test[i]])})"
             for i in chosen
         ],
         width=110,
@@ -354,6 +356,10 @@ def draw_gallery(model: ModelRef) -> None:
     st.caption(
         "Green frame: right. Red frame: wrong. Caption: prediction, confidence (true class)."
     )
+
+
+def unbroken(name: str) -> str:
+    return name.replace("-", "\u2011")
 
 
 def guarded(draw: Callable[[ModelRef], None], model: ModelRef, needs_dataset: bool = False) -> None:

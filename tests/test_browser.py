@@ -138,8 +138,20 @@ def test_predict_one_good_one_broken_upload(page: Page, server: Server, dataset:
     expect(page.get_by_text("Most confused pairs")).to_be_visible(timeout=60_000)
     page.get_by_role("tab", name="Gallery").click()
     wait_until_idle(page)
+    # Each caption: the prediction on one line, the true class on the next, names whole.
+    captions = page.get_by_role("tabpanel", name="🖼️ Gallery").get_by_test_id("stImageCaption")
+    expect(captions.first).to_be_visible()
+    lines = captions.evaluate_all(
+        "cs => cs.map(c => Math.round(c.getBoundingClientRect().height"
+        " / parseFloat(getComputedStyle(c).lineHeight)))"
+    )
+    assert lines and set(lines) == {2}, lines
+    # The predicted class (bold) never breaks over two lines, "T-shirt/top" included.
+    names = captions.locator("strong")
+    expect(names).to_have_count(captions.count())
+    assert names.evaluate_all("ns => ns.every(n => n.getClientRects().length === 1)")
     assert_no_exception(page)
-    screenshot(page, "predict-matrix")
+    screenshot(page, "predict-gallery")
 
 
 # -- training in worker processes, seen through the product -------------------
