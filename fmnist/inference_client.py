@@ -140,29 +140,28 @@ class InferenceClient:
 
         The zip's directory is checked here first (``fmnist.keras_archive``, no
         TensorFlow): a zip bomb or a foreign archive never reaches the service.
+        A refused file is remembered by its digest, so that the page's reruns
+        neither check it again nor send it again.
         """
-        try:
-            keras_archive.check(payload)
-        except keras_archive.ArchiveError as error:
-            raise ModelError(str(error)) from None
         digest = hashlib.sha256(payload).hexdigest()
         with self._state_lock:
             known_error = self._import_errors.get(digest)
-            if known_error is None:
-                self._payloads[digest] = payload
-                self._payloads.move_to_end(digest)
-                while len(self._payloads) > MAX_PAYLOADS:
-                    self._payloads.popitem(last=False)
         if known_error is not None:
             raise ModelError(known_error)
         try:
+            keras_archive.check(payload)
+        except keras_archive.ArchiveError as error:
+            self._remember_refusal(digest, str(error))
+            raise ModelError(str(error)) from None
+        with self._state_lock:
+            self._payloads[digest] = payload
+            self._payloads.move_to_end(digest)
+            while len(self._payloads) > MAX_PAYLOADS:
+                self._payloads.popitem(last=False)
+        try:
             return self._call_model(CHECK, ImportedModel(digest))
         except ModelError as error:
-            with self._state_lock:
-                self._payloads.pop(digest, None)
-                self._import_errors[digest] = str(error)
-                while len(self._import_errors) > MAX_IMPORT_ERRORS:
-                    self._import_errors.popitem(last=False)
+            self._remember_refusal(digest, str(error))
             raise
 
     def predict(self, ref: ModelRef, pixels: np.ndarray) -> np.ndarray:
@@ -188,6 +187,13 @@ class InferenceClient:
         """Close the socket (the service exits on its end) and wait for the process."""
         with self._lock:
             self._stop_locked(timeout)
+
+    def _remember_refusal(self, digest: str, message: str) -> None:
+        with self._state_lock:
+            self._payloads.pop(digest, None)
+            self._import_errors[digest] = message
+            while len(self._import_errors) > MAX_IMPORT_ERRORS:
+                self._import_errors.popitem(last=False)
 
     # -- requests ----------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import resource
+import struct
 import sys
 import zipfile
 from collections.abc import Callable
@@ -92,6 +93,21 @@ def many_entries(count: int) -> bytes:
     return out.getvalue()
 
 
+def lying_count(archive: bytes, count: int) -> bytes:
+    """``archive`` with the entry counts of its end records (ZIP64's too) patched to ``count``.
+
+    zipfile does not read that count: it parses entries until it has read the
+    directory's declared size, so every entry is still there to be parsed.
+    """
+    patched = bytearray(archive)
+    end = patched.rindex(b"PK\x05\x06")
+    patched[end + 8 : end + 12] = struct.pack("<HH", count, count)
+    end64 = patched.rfind(b"PK\x06\x06")
+    if end64 != -1:
+        patched[end64 + 24 : end64 + 40] = struct.pack("<QQ", count, count)
+    return bytes(patched)
+
+
 def keras_model_bytes(build: Callable[[], object], folder: Path, name: str) -> bytes:
     path = folder / f"{name}.keras"
     build().save(path)  # type: ignore[attr-defined]
@@ -161,6 +177,10 @@ def archive_corpus() -> dict[str, bytes]:
             shipped, extra=lambda archive: archive.writestr("../../evil.py", b"print('hi')")
         ),
         "a zip of 100,000 empty entries": many_entries(100_000),
+        "a zip of 1,000 entries whose end record says 3": lying_count(many_entries(1_000), 3),
+        "a zip of 100,000 entries whose ZIP64 end record says 3": lying_count(
+            many_entries(100_000), 3
+        ),
         "a zip without config.json": rezipped(shipped, {"config.json": lambda archive: None}),
         "zip header, then zeros": b"PK\x03\x04" + bytes(300),
         "a GIF named .keras": b"GIF89a" + bytes(100),
@@ -228,7 +248,9 @@ def test_every_hostile_archive_is_refused_in_one_line(corpus: dict[str, bytes]) 
         "config.json bomb": "refused as a zip bomb: config.json would expand",
         "config.json of 20 MB": "config.json would take 21.0 MB, the limit is 16 MB",
         "an extra member": "unexpected member '../../evil.py'",
-        "a zip of 100,000": "its archive holds 100,000 entries",
+        "a zip of 100,000 empty": "its archive holds 100,000 entries",
+        "a zip of 1,000 entries whose": "its zip directory takes 49.9 KB, the limit is 2.9 KB",
+        "a zip of 100,000 entries whose": "its zip directory takes",
         "a zip without config.json": "has no config.json",
         "zip header, then zeros": "zip archive is damaged",
         "a GIF": "not a .keras file",
@@ -243,6 +265,53 @@ def test_every_hostile_archive_is_refused_in_one_line(corpus: dict[str, bytes]) 
         outcome = archive_outcome(payload)
         assert want in outcome, (name, outcome)
         assert "\n" not in outcome and "/tmp" not in outcome and len(outcome) < 160
+
+
+def test_a_lying_entry_count_is_refused_before_any_entry_is_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_zipfile(*args: object, **kwargs: object) -> None:
+        raise AssertionError("ZipFile would parse every entry of the directory")
+
+    lying = lying_count(many_entries(1_000), 3)
+    with zipfile.ZipFile(io.BytesIO(lying)) as archive:  # what the check must not do
+        assert len(archive.infolist()) == 1_000
+    monkeypatch.setattr(zipfile, "ZipFile", no_zipfile)
+    with pytest.raises(keras_archive.ArchiveError, match="its zip directory takes"):
+        keras_archive.check(lying)
+
+
+def test_npz_weights_are_refused() -> None:
+    # An .npz is a zip of its own, which numpy unpacks by the shapes it declares.
+    npz = io.BytesIO()
+    np.savez_compressed(npz, weights=np.zeros(1000))
+    payload = rezipped(
+        shipped_keras(),
+        extra=lambda archive: archive.writestr("model.weights.npz", npz.getvalue()),
+    )
+    with pytest.raises(keras_archive.ArchiveError, match=r"member 'model\.weights\.npz'"):
+        keras_archive.check(payload)
+
+
+def test_a_file_that_fails_to_read_is_closed_and_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "model.keras"
+    path.write_bytes(shipped_keras())
+    opened: list[io.BufferedReader] = []
+
+    class Unreadable(io.BufferedReader):
+        def read(self, size: int | None = -1) -> bytes:
+            raise OSError(5, "Input/output error")
+
+    def open_unreadable(self: Path, mode: str = "r") -> io.BufferedReader:
+        opened.append(Unreadable(io.FileIO(self, mode)))
+        return opened[-1]
+
+    monkeypatch.setattr(Path, "open", open_unreadable)
+    with pytest.raises(keras_archive.ArchiveError, match=r"cannot read the model file \(Input"):
+        keras_archive.check(path)
+    assert len(opened) == 1 and opened[0].closed
 
 
 def test_the_total_unpacked_size_is_limited(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -279,6 +348,32 @@ def test_the_web_server_refuses_a_bomb_before_the_inference_service_sees_it(
                 client.check_imported(payload)
             assert "\n" not in str(refused.value), name
         # Nothing was sent: the service was never started.
+        assert client.service_pid() is None
+    finally:
+        client.shutdown()
+
+
+def test_a_refused_file_is_not_checked_again_on_every_rerun(
+    corpus: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[int] = []
+    check = keras_archive.check
+
+    def counted(source: bytes) -> None:
+        checked.append(len(source))
+        check(source)
+
+    monkeypatch.setattr(keras_archive, "check", counted)
+    bomb = corpus["weights bomb: model.weights.h5 of 400 MB of zeros"]
+    client = InferenceClient()
+    try:
+        messages = set()
+        for _ in range(3):  # three clicks on Predict with the same file
+            with pytest.raises(ModelError) as refused:
+                client.check_imported(bomb)
+            messages.add(str(refused.value))
+        assert len(checked) == 1
+        assert len(messages) == 1 and "refused as a zip bomb" in messages.pop()
         assert client.service_pid() is None
     finally:
         client.shutdown()
