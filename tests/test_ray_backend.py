@@ -51,7 +51,7 @@ def test_job_slots_follow_what_each_job_asks_for() -> None:
 
 def test_save_run_files_is_atomic_and_wants_a_keras_file(tmp_path: Path) -> None:
     record = {"run_id": "20260101-000000-mlp-abcd", "network": "mlp"}
-    with pytest.raises(runs.RunError, match=r"did not arrive as a \.keras file"):
+    with pytest.raises(runs.RunError, match=r"model was refused: not a \.keras file \(a \.keras"):
         runs.save_run_files(b"<html>not a model</html>", record, tmp_path)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(runs.RunError, match="zip archive is damaged"):
