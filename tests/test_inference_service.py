@@ -153,6 +153,30 @@ def test_a_service_that_cannot_start_is_one_line(tmp_path: Path) -> None:
     assert broken.service_pid() is None
 
 
+@pytest.mark.parametrize("value", ["4GB", "-5"])
+def test_a_malformed_memory_limit_warns_once_and_the_default_applies(
+    value: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FMNIST_INFERENCE_MEMORY_MB", value)
+    client = InferenceClient()
+    try:
+        info = client.info(timeout=120)  # it starts, where int("4GB") used to end it
+        assert info is not None
+        pid = client.service_pid()
+        assert pid is not None
+        limits = Path(f"/proc/{pid}/limits").read_text()
+    finally:
+        client.shutdown()
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "MEMORY_MB" in line]
+    assert warnings == [
+        f"warning: FMNIST_INFERENCE_MEMORY_MB={value!r} is not a whole number of megabytes "
+        "(0 or more); the inference service uses 4096"
+    ]
+    (address_space,) = [line for line in limits.splitlines() if "address space" in line]
+    if not any(device.startswith("GPU") for device in info.devices):
+        assert "unlimited" not in address_space.split()[3], address_space  # the default cap
+
+
 def run_parent(script: str) -> subprocess.Popen:
     """A Python process that imports the client the way the web server does."""
     return subprocess.Popen(

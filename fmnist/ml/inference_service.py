@@ -52,7 +52,7 @@ from fmnist.inference_protocol import (
     receive,
     send,
 )
-from fmnist.messages import first_line
+from fmnist.messages import first_line, short
 from fmnist.ml import inference
 
 MAX_MODELS = 6
@@ -188,6 +188,30 @@ def _checked_pixels(pixels: Any) -> np.ndarray:
     return pixels
 
 
+def memory_allowance_mb() -> int:
+    """FMNIST_INFERENCE_MEMORY_MB, or the default (with one warning line) when it is malformed.
+
+    0 turns the cap off; a negative or non-integer value is taken for a typo,
+    not for "no cap", and must not stop the service from starting.
+    """
+    value = os.environ.get(MEMORY_VARIABLE)
+    if value is None or not value.strip():
+        return DEFAULT_MEMORY_MB
+    try:
+        allowance = int(value)
+    except ValueError:
+        allowance = -1
+    if allowance < 0:
+        print(
+            f"warning: {MEMORY_VARIABLE}={short(value)} is not a whole number of megabytes "
+            f"(0 or more); the inference service uses {DEFAULT_MEMORY_MB}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return DEFAULT_MEMORY_MB
+    return allowance
+
+
 def limit_memory(devices: tuple[str, ...]) -> int | None:
     """Cap the address space at its size now plus FMNIST_INFERENCE_MEMORY_MB; the cap or None.
 
@@ -197,8 +221,8 @@ def limit_memory(devices: tuple[str, ...]) -> int | None:
     CUDA reserves address space by the tens of gigabytes and would fail under
     one. Nor on systems without /proc (macOS).
     """
-    extra_mb = int(os.environ.get(MEMORY_VARIABLE, DEFAULT_MEMORY_MB))
-    if extra_mb <= 0 or any(name.startswith("GPU") for name in devices):
+    extra_mb = memory_allowance_mb()
+    if extra_mb == 0 or any(name.startswith("GPU") for name in devices):
         return None
     try:
         status = dict(line.split(":", 1) for line in open("/proc/self/status"))  # noqa: SIM115
