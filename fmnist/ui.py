@@ -106,13 +106,11 @@ def _dataset() -> data.Dataset:
 def dataset() -> data.Dataset:
     """The shared dataset, or a one-line error on the page and the end of this run."""
     try:
-        loaded = _dataset()
+        return _load_dataset()
     except data.DataError as error:
         st.error(f"Fashion-MNIST could not be loaded. {error}", icon="🚫")
         st.stop()
         raise  # st.stop() raises; this line is for type checkers
-    _warm_up_explore(loaded)
-    return loaded
 
 
 def dataset_or_none() -> data.Dataset | None:
@@ -124,11 +122,19 @@ def dataset_or_none() -> data.Dataset | None:
     if failed_at is not None and time.monotonic() - failed_at < _DataFailure.RETRY_S:
         return None  # a broken copy is read again at most this often, not on every rerun
     try:
-        loaded = _dataset()
+        return _load_dataset()
     except data.DataError as error:
         log.info("Fashion-MNIST could not be loaded: %s", error)
-        _DataFailure.at = time.monotonic()
         return None
+
+
+def _load_dataset() -> data.Dataset:
+    """What dataset() and dataset_or_none() share: any success clears the failure's time."""
+    try:
+        loaded = _dataset()
+    except data.DataError:
+        _DataFailure.at = time.monotonic()
+        raise
     _DataFailure.at = None
     _warm_up_explore(loaded)
     return loaded
