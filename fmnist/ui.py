@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,6 +54,17 @@ def setup_page(title: str, icon: str) -> None:
         st.page_link("app.py", label="Home", icon="👕")
         for label, (path, page_icon, _) in PAGES.items():
             st.page_link(path, label=label, icon=page_icon)
+
+
+def keep_widget_state(keys: Iterable[str]) -> None:
+    """Settings that outlive a closed lazy tab or a visit to another page.
+
+    Streamlit forgets a widget's value when a run does not draw the widget, unless
+    the page sets the value itself: this sets each one that exists to itself.
+    """
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 ACCESS_CODE_VARIABLE = "FMNIST_ACCESS_CODE"

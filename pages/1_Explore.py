@@ -21,11 +21,11 @@ TABS = [
     "🧥 Average garments", "📊 Pixel intensities",
 ]  # fmt: skip
 
-# Settings that outlive a closed tab: Streamlit forgets a widget's value when the
-# widget is not drawn, unless the page sets it.
-for name in ("index", "values", "pca_n", "classes", "count", "skip_background", "log"):
-    if KEY + name in st.session_state:
-        st.session_state[KEY + name] = st.session_state[KEY + name]
+# Settings that outlive a closed tab or a visit to another page.
+ui.keep_widget_state(
+    KEY + name
+    for name in ("index", "values", "pca_n", "classes", "count", "skip_background", "log")
+)
 
 
 def draw_distribution(ds) -> None:

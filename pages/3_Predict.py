@@ -24,11 +24,10 @@ TABS = ["📤 Your pictures", "🎲 A test image", "🧮 Confusion matrix", "�
 NO_CLASS = -1  # the "—" of the True class boxes (None would mean "nothing chosen" there)
 TRUE_CLASS_OPTIONS = [NO_CLASS, *range(len(CLASS_NAMES))]
 
-# Settings that outlive a closed tab or a visit to another page: Streamlit
-# forgets a widget's value when the widget is not drawn, unless the page sets it.
-for name in ("normalise", "only_wrong", "test_index", "camera_on", "gallery_seed"):
-    if KEY + name in st.session_state:
-        st.session_state[KEY + name] = st.session_state[KEY + name]
+# Settings that outlive a closed tab or a visit to another page.
+ui.keep_widget_state(
+    KEY + name for name in ("normalise", "only_wrong", "test_index", "camera_on", "gallery_seed")
+)
 
 
 def choose_model() -> ModelInfo | None:
