@@ -4,7 +4,7 @@ a Stop.
 Upload to prediction: on the Predict page in Chromium, by the page's own clock, from the
 moment the browser has the file (the uploader's ``change`` event, as after a user picks a
 file) to the moment the picture's row shows what the network sees (28×28), the verdict
-("Class — 97.1%") and the softmax chart, checked on every animation frame. The clock does
+("Class — 97.1%") and the softmax bars, checked on every animation frame. The clock does
 not start at ``set_input_files``: Playwright first copies the file into the browser through
 its DevTools pipe, 0.3 s for a 1.5 MB photo, a cost no user's file picker has.
 Each page first takes one upload of another picture (warm: the service, the caches and
@@ -46,7 +46,7 @@ from fmnist.jobs.store import JobStore
 from fmnist.schema import JobState, TrainConfig
 
 # The row of one uploaded picture is complete: its caption, the 28×28 view, the
-# verdict and the drawn softmax chart. Checked in the page on every frame, so
+# verdict and the softmax bars. Checked in the page on every frame, so
 # the time measured is not rounded up to a polling interval.
 PREDICTION_SHOWN = """
 (name) => {
@@ -56,7 +56,7 @@ PREDICTION_SHOWN = """
     if (!captions.includes(name)) continue;
     if (!captions.some((c) => c.startsWith('what the network sees (28×28)'))) continue;
     if (!/— \\d+(\\.\\d)?%/.test(row.textContent)) continue;
-    if (!row.querySelector('.js-plotly-plot .main-svg')) continue;
+    if (!row.querySelector('table.fmnist-softmax tr.top')) continue;
     window.__shownAt = performance.now();
     return true;
   }

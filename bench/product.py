@@ -436,14 +436,14 @@ def prediction_card(page, file_name: str):
 
 
 def wait_prediction(page, file_name: str, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
-    """The picture's card shows what the network sees, the verdict and the softmax chart."""
+    """The picture's card shows what the network sees, the verdict and the softmax bars."""
     from playwright.sync_api import expect
 
     card = prediction_card(page, file_name)
     expect(card.get_by_text("what the network sees (28×28)")).to_be_visible(timeout=timeout_ms)
     # The verdict reads "**Class** — 97.1%", then the top 3, then the softmax bars.
     expect(card.get_by_text(re.compile(r"— \d+(\.\d)?%"))).to_be_visible(timeout=timeout_ms)
-    expect(card.locator(".js-plotly-plot .main-svg").first).to_be_visible(timeout=timeout_ms)
+    expect(card.locator("table.fmnist-softmax tr.top")).to_be_visible(timeout=timeout_ms)
 
 
 def remove_uploads(page) -> None:

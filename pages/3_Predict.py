@@ -79,7 +79,7 @@ def choose_model() -> ModelInfo | None:
     return model
 
 
-def draw_prediction(result: dict, true_label: int | None, key: str) -> None:
+def draw_prediction(result: dict, true_label: int | None) -> None:
     confidence = result["confidence"]
     verdict = f"**{result['class_name']}** — {confidence:.1%}"
     if true_label is not None:
@@ -102,7 +102,7 @@ def draw_prediction(result: dict, true_label: int | None, key: str) -> None:
             "(several objects, busy backgrounds) often get this.",
             icon="⚠️",
         )
-    st.plotly_chart(charts.softmax_bars(result["probabilities"], true_label, height=260), key=key)
+    st.html(charts.softmax_html(result["probabilities"], true_label))
 
 
 # -- Your pictures ----------------------------------------------------------------------
@@ -206,9 +206,7 @@ def draw_picture(digest: str, picture: kept.Picture, result: dict) -> None:
                     on_click=kept.set_label,
                     args=(store, digest, None),
                 )
-            draw_prediction(
-                result, picture.label if picture.counted else None, key=f"{KEY}softmax_{short}"
-            )
+            draw_prediction(result, picture.label if picture.counted else None)
 
 
 def draw_uploads(model: ModelRef) -> None:
@@ -271,7 +269,7 @@ def draw_test_image(model: ModelRef) -> None:
     true_label = int(ds.y_test[index])
     result = predictor.describe(inference_client.predict(model, ds.x_test[index])[0])
     with right:
-        draw_prediction(result, true_label, key=KEY + "test_softmax")
+        draw_prediction(result, true_label)
 
 
 def draw_confusion(model: ModelRef) -> None:

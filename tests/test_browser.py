@@ -125,6 +125,12 @@ def test_predict_one_good_one_broken_upload(page: Page, server: Server, dataset:
     expect(page.get_by_text("broken.png:")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("what the network sees (28×28)")).to_have_count(1, timeout=60_000)
     wait_until_idle(page)
+    # The softmax: ten bars, the predicted class first in weight; no Plotly chart, whose
+    # 4.7 MB of code the browser would load for a session's first upload.
+    softmax = page.locator("table.fmnist-softmax")
+    expect(softmax.locator("tr")).to_have_count(10)
+    expect(softmax.locator("tr.top td.name")).to_have_text("Ankle boot")
+    expect(page.locator(".js-plotly-plot")).to_have_count(0)
     # The class guessed from the file name counts once the user confirms it.
     page.get_by_role("button", name="Confirm").first.click()
     wait_until_idle(page)

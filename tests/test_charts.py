@@ -12,3 +12,15 @@ def test_run_names_in_the_comparison_legend_are_text_not_markup() -> None:
     names = [trace.name for trace in figure.data]
     assert names and all("<a" not in n and "<b>" not in n for n in names), names
     assert all(n.startswith("&lt;a href=&quot;http://10.255.255.1/&quot;&gt;click") for n in names)
+
+
+def test_the_softmax_bars_mark_the_top_and_the_true_class() -> None:
+    probabilities = [0.05, 0.0, 0.1, 0.0, 0.6, 0.0, 0.25, 0.0, 0.0, 0.0]
+    table = charts.softmax_html(probabilities, true_label=6)
+    rows = table.split("<tr")[1:]
+    assert len(rows) == 10
+    assert rows[4].startswith(' class="top"') and "Coat" in rows[4] and "60.0%" in rows[4]
+    assert rows[6].startswith(' class="truth"') and "(true class)" in rows[6]
+    assert 'style="width:60.0%' in rows[4] and 'style="width:25.0%' in rows[6]
+    # A right answer is only the top row.
+    assert 'class="truth"' not in charts.softmax_html(probabilities, true_label=4)
