@@ -200,6 +200,10 @@ def rows(results: dict) -> list[tuple[str, ...]]:
     if not failed("responsiveness"):
         r = results["responsiveness"]
         out.append(
+            ("upload -> prediction, a session's first photo, idle",
+             f"{r['first_photo_ms_idle_median']} ms", "", "", "", "")
+        )  # fmt: skip
+        out.append(
             (
                 "upload -> prediction, photo: cnn training / idle",
                 f"{r['photo_ms_training_median']} ms",
