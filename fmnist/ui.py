@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 import streamlit as st
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from fmnist.client import TrainingClient
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PAGES = {
     "Explore": (
@@ -44,7 +45,7 @@ PAGES = {
 
 
 def setup_page(title: str, icon: str) -> None:
-    _ExploreMemo.last_page_start = time.monotonic()
+    _Pages.last_start = time.monotonic()
     st.set_page_config(page_title=f"{title} · Fashion-MNIST Studio", page_icon=icon, layout="wide")
     # Before anything else of the page, the sidebar included: every page calls this.
     require_access_code()
@@ -241,46 +242,80 @@ def test_probabilities(ref: ModelRef) -> np.ndarray:
     return inference_client.test_probabilities(ref)
 
 
-class _ExploreMemo:
-    """Explore's statistics of one loaded dataset, shared by every session of the process.
+class _DatasetMemo(Generic[T]):
+    """A value derived from the loaded dataset once per server process, shared by every
+    session, which a background thread may compute before any page asks for it.
 
-    A plain lock rather than st.cache_resource, so that a background thread can
-    fill it without a Streamlit script context.
+    A plain lock rather than st.cache_resource, so that the thread needs no Streamlit
+    script context. ``derive(dataset, pause)`` computes the value; ``pause`` is called
+    between its steps (the background thread steps aside while pages are drawn).
     """
 
-    lock = threading.Lock()  # held while computing
-    dataset: data.Dataset | None = None
-    stats: dataset_stats.ExploreStats | None = None
-    warm_up_lock = threading.Lock()  # never held long: every page takes it
-    warm_up_started = False
-    wanted = False  # a page waits for the statistics: no more pauses
-    last_page_start = 0.0  # time.monotonic() of the last page run's start
+    def __init__(self, name: str, derive: Callable[[data.Dataset, dataset_stats.Pause], T]):
+        self.name = name
+        self._derive = derive
+        self._lock = threading.Lock()  # held while computing
+        self._start_lock = threading.Lock()  # never held long: every page takes it
+        self._started = False
+        self._dataset: data.Dataset | None = None
+        self._value: T | None = None
+
+    def ready(self, ds: data.Dataset) -> T | None:
+        """The value if it is computed for this dataset, without waiting."""
+        value = self._value
+        return value if value is not None and self._dataset is ds else None
+
+    def get(self, ds: data.Dataset, pause: dataset_stats.Pause = dataset_stats.no_pause) -> T:
+        """The value, computed now or waited for if the background thread is at it."""
+        with self._lock:
+            if self._dataset is not ds or self._value is None:
+                self._value = self._derive(ds, pause)
+                self._dataset = ds
+            return self._value
+
+    def start(self, ds: data.Dataset, pause: dataset_stats.Pause = dataset_stats.no_pause) -> None:
+        """Compute the value in a background thread, once per process."""
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
+
+        def compute() -> None:
+            try:
+                self.get(ds, pause)
+            except Exception:  # the page computes again, and reports
+                log.exception("%s could not be computed in the background", self.name)
+
+        threading.Thread(target=compute, name=f"{self.name}-warm-up", daemon=True).start()
 
 
-def _explore_stats_of(
-    ds: data.Dataset, pause: dataset_stats.Pause = dataset_stats.no_pause
-) -> dataset_stats.ExploreStats:
-    with _ExploreMemo.lock:
-        if _ExploreMemo.dataset is not ds or _ExploreMemo.stats is None:
-            _ExploreMemo.stats = dataset_stats.explore_stats(ds.x_train, ds.y_train, pause=pause)
-            _ExploreMemo.dataset = ds
-        return _ExploreMemo.stats
+class _Pages:
+    """When a page last started, and whether one waits for Explore's statistics."""
+
+    last_start = 0.0  # time.monotonic() of the last page run's start
+    explore_waits = False
+
+
+_EXPLORE_STATS = _DatasetMemo(
+    "explore-statistics",
+    lambda ds, pause: dataset_stats.explore_stats(ds.x_train, ds.y_train, pause=pause),
+)
 
 
 def explore_stats() -> dataset_stats.ExploreStats:
     """Everything Explore derives from the training set, once per server process (~1 s)."""
     ds = dataset()
-    ready = _ExploreMemo.stats
-    if ready is not None and _ExploreMemo.dataset is ds:
+    ready = _EXPLORE_STATS.ready(ds)
+    if ready is not None:
         return ready
-    _ExploreMemo.wanted = True
+    _Pages.explore_waits = True
     with st.spinner("Computing the class statistics and the PCA map..."):
-        return _explore_stats_of(ds)
+        return _EXPLORE_STATS.get(ds)
 
 
 def _while_pages_run() -> None:
     """The warm-up's pause: wait while a page started in the last 1.5 s, unless one waits."""
-    while not _ExploreMemo.wanted and time.monotonic() - _ExploreMemo.last_page_start < 1.5:
+    while not _Pages.explore_waits and time.monotonic() - _Pages.last_start < 1.5:
         time.sleep(0.05)
 
 
@@ -292,18 +327,7 @@ def _warm_up_explore(ds: data.Dataset) -> None:
     so that Home stays as fast as without it; a page that asks for the
     statistics sooner waits for this same computation, which then goes straight on.
     """
-    with _ExploreMemo.warm_up_lock:
-        if _ExploreMemo.warm_up_started:
-            return
-        _ExploreMemo.warm_up_started = True
-
-    def compute() -> None:
-        try:
-            _explore_stats_of(ds, _while_pages_run)
-        except Exception:  # the page computes again, and reports
-            log.exception("Explore's statistics could not be computed in the background")
-
-    threading.Thread(target=compute, name="explore-warm-up", daemon=True).start()
+    _EXPLORE_STATS.start(ds, _while_pages_run)
 
 
 def list_runs() -> list[dict[str, Any]]:
@@ -391,50 +415,24 @@ def refused_pictures() -> list[tuple[str, str]]:
     return st.session_state.get(REFUSED_KEY, [])
 
 
-class _ShapeMemo:
-    """The shape space of one loaded dataset, shared by every session (filled by a thread)."""
-
-    lock = threading.Lock()
-    dataset: data.Dataset | None = None
-    space: novelty.ShapeSpace | None = None
-    warm_up_started = False
-
-
-def _shape_space_of(ds: data.Dataset) -> novelty.ShapeSpace:
-    with _ShapeMemo.lock:
-        if _ShapeMemo.dataset is not ds or _ShapeMemo.space is None:
-            _ShapeMemo.space = novelty.fit(ds.x_train)
-            _ShapeMemo.dataset = ds
-        return _ShapeMemo.space
+_SHAPE_SPACE = _DatasetMemo("shape-space", lambda ds, pause: novelty.fit(ds.x_train))
 
 
 def shape_space() -> novelty.ShapeSpace:
     """What Fashion-MNIST's pictures look like (``fmnist.novelty``), once per process (~1 s)."""
     ds = dataset()
-    ready = _ShapeMemo.space
-    if ready is not None and _ShapeMemo.dataset is ds:
+    ready = _SHAPE_SPACE.ready(ds)
+    if ready is not None:
         return ready
     with st.spinner("Learning what Fashion-MNIST's pictures look like..."):
-        return _shape_space_of(ds)
+        return _SHAPE_SPACE.get(ds)
 
 
 def warm_up_shape_space() -> None:
     """Start computing the shape space in the background, so the first upload does not wait."""
     ds = dataset_or_none()
-    if ds is None:
-        return
-    with _ShapeMemo.lock:
-        if _ShapeMemo.warm_up_started:
-            return
-        _ShapeMemo.warm_up_started = True
-
-    def compute() -> None:
-        try:
-            _shape_space_of(ds)
-        except Exception:  # the page computes again, and reports
-            log.exception("the shape space could not be computed in the background")
-
-    threading.Thread(target=compute, name="shape-space-warm-up", daemon=True).start()
+    if ds is not None:
+        _SHAPE_SPACE.start(ds)
 
 
 def unlikeness(pixels: np.ndarray) -> np.ndarray:
