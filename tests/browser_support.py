@@ -8,13 +8,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import OUTPUT_DIR, PROJECT_ROOT
+from .conftest import OUTPUT_DIR, PROJECT_ROOT, copy_shipped_runs
 
 # Workers and the inference service load TensorFlow on first use: allow for it.
 expect.set_options(timeout=60_000)
@@ -84,6 +85,19 @@ def stop_server(server: Server, log_name: str = "streamlit-server") -> None:
     server.process.wait(timeout=20)
     server_log = (OUTPUT_DIR / f"{log_name}.log").read_text()
     assert "Traceback" not in server_log, server_log[-3000:]
+
+
+def serve_shipped_runs(
+    tmp_path_factory: pytest.TempPathFactory, log_name: str = "streamlit-server"
+) -> Iterator[Server]:
+    """For a module's server fixture: the app under `streamlit run`, with its own models
+    folder holding the shipped run and a fresh log; stopped (its log checked) after."""
+    models = tmp_path_factory.mktemp("models")
+    copy_shipped_runs(models)
+    (OUTPUT_DIR / f"{log_name}.log").unlink(missing_ok=True)
+    running = start_server(models, log_name)
+    yield running
+    stop_server(running, log_name)
 
 
 def open_page(page: Page, url: str, path: str, title: str) -> None:

@@ -29,6 +29,7 @@ from .browser_support import (
     assert_no_exception,
     open_page,
     screenshot,
+    serve_shipped_runs,
     start_server,
     stop_server,
     wait_until_idle,
@@ -42,12 +43,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The app under `streamlit run`, with its own models folder holding the shipped run."""
-    models = tmp_path_factory.mktemp("models")
-    copy_shipped_runs(models)
-    (OUTPUT_DIR / "streamlit-server.log").unlink(missing_ok=True)
-    running = start_server(models)
-    yield running
-    stop_server(running)
+    yield from serve_shipped_runs(tmp_path_factory)
 
 
 def test_home(page: Page, server: Server) -> None:

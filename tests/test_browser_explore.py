@@ -25,11 +25,10 @@ from .browser_support import (
     assert_no_exception,
     open_page,
     screenshot,
-    start_server,
-    stop_server,
+    serve_shipped_runs,
     wait_until_idle,
 )
-from .conftest import OUTPUT_DIR, copy_shipped_runs
+from .conftest import OUTPUT_DIR
 
 pytestmark = pytest.mark.browser
 
@@ -88,12 +87,7 @@ RECORD_MESSAGES = """(() => {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The app under `streamlit run`, with its own models folder holding the shipped run."""
-    models = tmp_path_factory.mktemp("models")
-    copy_shipped_runs(models)
-    (OUTPUT_DIR / f"{LOG_NAME}.log").unlink(missing_ok=True)
-    running = start_server(models, LOG_NAME)
-    yield running
-    stop_server(running, LOG_NAME)
+    yield from serve_shipped_runs(tmp_path_factory, LOG_NAME)
 
 
 def open_explore(page: Page, server: Server, tab: str | None = None) -> None:

@@ -31,6 +31,7 @@ from .browser_support import (
     assert_no_exception,
     open_page,
     screenshot,
+    serve_shipped_runs,
     start_server,
     stop_server,
 )
@@ -48,12 +49,7 @@ UNUSUAL = "This picture looks unlike the clothes the network learned from"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The app under `streamlit run`, with its own models folder holding the shipped run."""
-    models = tmp_path_factory.mktemp("models")
-    copy_shipped_runs(models)
-    (OUTPUT_DIR / f"{LOG}.log").unlink(missing_ok=True)
-    running = start_server(models, LOG)
-    yield running
-    stop_server(running, LOG)
+    yield from serve_shipped_runs(tmp_path_factory, LOG)
 
 
 TIMING = """

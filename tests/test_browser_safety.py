@@ -107,6 +107,16 @@ def expect_access_form_only(page: Page, heading: str) -> None:
     expect(page.get_by_test_id("stPageLink")).to_have_count(0)  # not even the sidebar
 
 
+def open_behind_the_code(page: Page, url: str, heading: str) -> None:
+    """Open a page by its link: the code form alone first, then the page once it is given."""
+    page.goto(url)
+    wait_until_idle(page)
+    expect_access_form_only(page, heading)
+    enter_code(page, ACCESS_CODE)
+    expect(page.get_by_role("heading", name=heading)).to_be_visible(timeout=90_000)
+    wait_until_idle(page)
+
+
 @pytest.mark.parametrize("path", list(PAGES))
 def test_every_page_asks_for_the_code_refuses_a_wrong_one_and_opens_with_the_right_one(
     page: Page, server: Server, path: str
@@ -139,12 +149,9 @@ def test_train_keeps_its_query_parameters_skips_bad_runs_and_shows_names_literal
         requested.append(request.url)
 
     page.on("request", remember)
-    page.goto(f"{server.url}/Train?job={Models.job_id}&key={SESSION_KEY}")
-    wait_until_idle(page)
-    expect_access_form_only(page, PAGES["/Train"])
-    enter_code(page, ACCESS_CODE)
-    expect(page.get_by_role("heading", name=PAGES["/Train"])).to_be_visible(timeout=90_000)
-    wait_until_idle(page)
+    open_behind_the_code(
+        page, f"{server.url}/Train?job={Models.job_id}&key={SESSION_KEY}", PAGES["/Train"]
+    )
     # ?job= reached the page: it shows this session's own (cancelled) job.
     expect(page.get_by_role("heading", name="Training mlp")).to_be_visible()
     # The malformed runs are skipped, each with one line; the good ones are listed.
@@ -175,12 +182,7 @@ def test_train_keeps_its_query_parameters_skips_bad_runs_and_shows_names_literal
 def test_predict_renders_beside_bad_runs_and_keeps_its_run_parameter(
     page: Page, server: Server
 ) -> None:
-    page.goto(f"{server.url}/Predict?run={PLAIN_RUN}")
-    wait_until_idle(page)
-    expect_access_form_only(page, PAGES["/Predict"])
-    enter_code(page, ACCESS_CODE)
-    expect(page.get_by_role("heading", name=PAGES["/Predict"])).to_be_visible(timeout=90_000)
-    wait_until_idle(page)
+    open_behind_the_code(page, f"{server.url}/Predict?run={PLAIN_RUN}", PAGES["/Predict"])
     expect(page.get_by_text("skipped not-json: run 'not-json'")).to_be_visible()
     # Not the best run (the shipped one): the one the link named.
     chosen = page.get_by_role("combobox", name="Run (best test accuracy first)")
