@@ -9,6 +9,7 @@ from fmnist.schema import LR_SCHEDULES, OPTIMIZERS, JobState, JobView, TrainConf
 
 ui.setup_page("Train", "🏋️")
 KEY = "train_"
+RUNS_OPEN = KEY + "runs_open"  # the runs table's expander
 # How often a watching page reads the job: the numbers, and the chart. A browser on
 # the training machine redrawing every second took up to half of a small training's
 # CPU (measured: 0.56 of the command line's speed, 0.86 with these intervals).
@@ -18,6 +19,7 @@ CHART_SECONDS = 5.0
 # run, and the training no longer needs the CPU: read the job four times a second.
 WAITING_SECONDS = 0.25
 LIMITS = {"all 60,000": 0, "30,000": 30_000, "10,000": 10_000, "5,000": 5_000, "2,000": 2_000}
+ui.keep_widget_state([RUNS_OPEN])  # open or closed, as the user left it
 STATE_ICONS = {
     JobState.QUEUED: "⏳", JobState.RUNNING: "🏃", JobState.STOPPING: "✋",
     JobState.EVALUATING: "🧪", JobState.DONE: "✅", JobState.STOPPED: "⏹️",
@@ -313,6 +315,7 @@ def draw_controls(job: JobView) -> None:
     elif job.state.final and st.session_state.get(KEY + "finished_seen") != job.id:
         # The job just ended: rerun the whole page so the runs table shows the new run.
         st.session_state[KEY + "finished_seen"] = job.id
+        st.session_state[RUNS_OPEN] = True
         st.rerun()
     elif job.run_id:
         st.success(f"Saved as run `{job.run_id}`.", icon="💾")
@@ -407,12 +410,26 @@ def draw_delete_report() -> None:
 
 
 def draw_runs() -> None:
-    st.subheader("Saved runs")
-    draw_delete_report()
     records = ui.list_runs()
+    st.subheader(f"Saved runs ({len(records)})")
+    draw_delete_report()
     if not records:
         st.info("No saved runs yet: your first training will appear here.")
         return
+    # A lazy expander: the table's grid is the heaviest thing a browser loads on this page
+    # (about 0.9 s of Chromium on a first visit), so it is drawn once the user asks for it.
+    # The label stays the same: it is part of the expander's identity.
+    table = st.expander(
+        "📋 The runs table: compare curves, download or delete runs",
+        key=RUNS_OPEN,
+        on_change="rerun",
+    )
+    if table.open:
+        with table:
+            draw_runs_table(records)
+
+
+def draw_runs_table(records: list[dict]) -> None:
     event = st.dataframe(
         run_rows(records),
         key=f"{KEY}runs_table_{st.session_state.get(KEY + 'table_version', 0)}",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from .conftest import OUTPUT_DIR, PROJECT_ROOT, copy_shipped_runs
 
@@ -110,6 +110,18 @@ def wait_until_idle(page: Page) -> None:
     # Streamlit shows its status widget ("Running...") while a script runs.
     page.wait_for_timeout(500)
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=90_000)
+
+
+def runs_table(page: Page) -> Locator:
+    """The Train page's runs table, its lazy expander opened first when it is closed."""
+    wait_until_idle(page)
+    expander = page.locator("details").filter(has_text="📋 The runs table")
+    if expander.get_attribute("open") is None:
+        expander.get_by_text("📋 The runs table").click()
+        wait_until_idle(page)
+    grid = expander.get_by_test_id("stDataFrame")
+    expect(grid).to_be_visible()
+    return grid
 
 
 def assert_no_exception(page: Page) -> None:

@@ -22,6 +22,7 @@ from fmnist.schema import TrainConfig
 from .browser_support import (
     Server,
     assert_no_exception,
+    runs_table,
     screenshot,
     start_server,
     stop_server,
@@ -156,8 +157,7 @@ def test_train_keeps_its_query_parameters_skips_bad_runs_and_shows_names_literal
     expect(page.get_by_role("heading", name="Training mlp")).to_be_visible()
     # The malformed runs are skipped, each with one line; the good ones are listed.
     expect(page.get_by_text("skipped accuracy-as-text: run 'accuracy-as-text'")).to_be_visible()
-    grid = page.get_by_test_id("stDataFrame").last  # the runs table (a canvas)
-    expect(grid).to_be_visible()
+    grid = runs_table(page)  # a canvas
     grid.scroll_into_view_if_needed()
     # Newest first: the tracker-named run, then the plain one, then the shipped one.
     box = grid.bounding_box()
