@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fmnist.data import CLASS_NAMES, NUM_CLASSES
+from fmnist.data import NUM_CLASSES
 
 # The PCA map shows a random sample of the training images; smaller maps show
 # the first images of the same sample, so points stay put when the size changes.
@@ -150,15 +150,9 @@ def sample_indices(
     return rng.choice(pool, size=min(count, len(pool)), replace=False)
 
 
-def grid_rows(indices: np.ndarray, per_row: int = 8) -> list[np.ndarray]:
-    """Indices in rows for the sample grid: nine images make one row, more make rows of eight."""
-    per_row = len(indices) if len(indices) <= 9 else per_row
-    return [indices[start : start + per_row] for start in range(0, len(indices), per_row)]
-
-
-def sample_caption(index: int, label: int) -> str:
-    """The class name on its own line (it never breaks inside), the index below it."""
-    return f"**{CLASS_NAMES[label]}**  \n#{index}"
+def images_per_row(count: int) -> int:
+    """The sample grid's columns: nine images make one row, more make rows of eight."""
+    return count if count <= 9 else 8
 
 
 def clamp_index(value: float | None, count: int) -> tuple[int, str | None]:

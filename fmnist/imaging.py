@@ -14,6 +14,7 @@ registered with Pillow here.
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 import warnings
@@ -298,6 +299,13 @@ def label_from_filename(file_name: str) -> int | None:
         if f" {words} " in text and (best is None or len(words) > best[0]):
             best = (len(words), label)
     return best[1] if best else None
+
+
+def png_data_uri(pixels: np.ndarray) -> str:
+    """A small uint8 picture as a PNG ``data:`` URI, for pictures written into a page's HTML."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def enlarge(pixels: np.ndarray, scale: int = 4) -> np.ndarray:

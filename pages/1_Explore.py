@@ -9,7 +9,7 @@ fragment: a click reruns that part only, and what it shows is computed once per 
 
 import streamlit as st
 
-from fmnist import charts, dataset_stats, imaging, ui
+from fmnist import charts, dataset_stats, ui
 from fmnist.data import CLASS_NAMES, class_counts
 
 ui.setup_page("Explore", "🔍")
@@ -60,15 +60,14 @@ def draw_sample_grid(ds) -> None:
     indices = dataset_stats.sample_indices(
         ds.y_train, classes, count, st.session_state[KEY + "seed"]
     )
-    rows = dataset_stats.grid_rows(indices)
-    for row in rows:
-        for column, index in zip(st.columns(len(rows[0])), row, strict=False):
-            column.image(
-                imaging.enlarge(ds.x_train[index], 5),
-                caption=dataset_stats.sample_caption(int(index), int(ds.y_train[index])),
-                width="stretch",
-                output_format="PNG",
-            )
+    st.html(
+        charts.image_grid_html(
+            ds.x_train[indices],
+            [CLASS_NAMES[label] for label in ds.y_train[indices]],
+            [f"#{index}" for index in indices],
+            dataset_stats.images_per_row(len(indices)),
+        )
+    )
 
 
 def _checked_index() -> None:

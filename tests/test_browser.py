@@ -62,7 +62,7 @@ def test_home(page: Page, server: Server) -> None:
 def test_explore(page: Page, server: Server) -> None:
     url = server.url
     open_page(page, url, "/Explore", "🔍 Explore Fashion-MNIST")
-    expect(page.locator("[data-testid=stImage] img")).to_have_count(16)  # the sample grid
+    expect(page.locator(".fmnist-grid img")).to_have_count(16)  # the sample grid
     expect(page.get_by_text("T-shirt/top").first).to_be_visible()
     page.get_by_role("button", name="Reshuffle").click()
     wait_until_idle(page)

@@ -50,7 +50,7 @@ RIGHTMOST_POINT = """gd => {
 
 # Lines that each class name of the sample captions takes on screen.
 CAPTION_NAME_LINES = """names => [
-  ...document.querySelectorAll('[data-testid=stImageCaption]')].map(f => {
+  ...document.querySelectorAll('.fmnist-grid figcaption')].map(f => {
   const walker = document.createTreeWalker(f, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const name = names.find(n => node.textContent.includes(n));
@@ -93,7 +93,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def open_explore(page: Page, server: Server, tab: str | None = None) -> None:
     """Explore's first tab (samples and class balance, no Plotly), or another one."""
     open_page(page, server.url, "/Explore", TITLE)
-    expect(page.locator("[data-testid=stImage] img")).to_have_count(16, timeout=60_000)
+    expect(page.locator(".fmnist-grid img")).to_have_count(16, timeout=60_000)
     expect(page.get_by_role("table")).to_contain_text("Ankle boot")
     # The first tab needs no charting code: the browser draws it without loading Plotly.
     expect(page.locator(".js-plotly-plot")).to_have_count(0)
@@ -163,7 +163,7 @@ def screenshot_viewport(page: Page, name: str) -> None:
 
 
 def image_rows(page: Page) -> list[list[dict]]:
-    boxes = [image.bounding_box() for image in page.locator("[data-testid=stImage] img").all()]
+    boxes = [image.bounding_box() for image in page.locator(".fmnist-grid img").all()]
     rows: list[list[dict]] = []
     for box in sorted(boxes, key=lambda b: (round(b["y"]), b["x"])):
         if rows and abs(rows[-1][0]["y"] - box["y"]) < 3:
@@ -207,7 +207,7 @@ def test_the_sample_grid_uses_the_width_and_captions_keep_names_whole(
     page.get_by_test_id("stSelectbox").filter(has_text="Images").click()
     page.get_by_role("option", name="9", exact=True).click()
     wait_until_idle(page)
-    expect(page.locator("[data-testid=stImage] img")).to_have_count(9)
+    expect(page.locator(".fmnist-grid img")).to_have_count(9)
     rows = image_rows(page)
     assert [len(row) for row in rows] == [9]
     assert_row_fills_the_width(page, rows[0])
@@ -339,7 +339,7 @@ def test_a_tab_keeps_its_settings_while_another_is_open(page: Page, server: Serv
     expect(chart_titled(page, "#1234:")).to_be_visible()
     page.get_by_role("tab", name="Classes and samples").click()
     wait_until_idle(page)
-    expect(page.locator("[data-testid=stImage] img")).to_have_count(16)
+    expect(page.locator(".fmnist-grid img")).to_have_count(16)
     open_tab(page, MAP_TAB)
     expect(index_box(page)).to_have_value("1234")
     expect(chart_titled(page, "#1234:")).to_be_visible()

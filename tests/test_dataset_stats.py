@@ -45,11 +45,8 @@ def test_an_index_is_clamped_with_one_line_saying_so() -> None:
     assert dataset_stats.clamp_index(-4, 60_000)[0] == 0
 
 
-def test_grid_rows_and_captions() -> None:
-    assert [len(row) for row in dataset_stats.grid_rows(np.arange(9))] == [9]
-    assert [len(row) for row in dataset_stats.grid_rows(np.arange(16))] == [8, 8]
-    assert [len(row) for row in dataset_stats.grid_rows(np.arange(32))] == [8, 8, 8, 8]
-    assert dataset_stats.sample_caption(18466, 0) == "**T-shirt/top**  \n#18466"
+def test_the_sample_grid_puts_nine_in_one_row_and_more_in_rows_of_eight() -> None:
+    assert [dataset_stats.images_per_row(n) for n in (4, 9, 16, 32)] == [4, 9, 8, 8]
 
 
 def test_pixel_table_writes_every_value_in_a_shaded_cell(dataset: Dataset) -> None:
