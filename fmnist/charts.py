@@ -401,3 +401,14 @@ def image_grid_html(
     )
     columns = f"grid-template-columns: repeat({per_row}, minmax(0, 1fr))"
     return f'{IMAGE_GRID_STYLE}<div class="fmnist-grid" style="{columns}">{figures}</div>'
+
+
+def heat_legend_html(stops: np.ndarray) -> str:
+    """The heat scale of the "Why?" maps as a labelled bar: none to the strongest push."""
+    gradient = ", ".join(f"rgb({r:.0f},{g:.0f},{b:.0f}) {p:.0%}" for p, r, g, b in stops)
+    return (
+        '<div style="font-size:0.8rem;opacity:0.8">push towards the class</div>'
+        f'<div style="height:14px;border-radius:3px;background:linear-gradient(90deg, '
+        f'{gradient})"></div><div style="display:flex;justify-content:space-between;'
+        'font-size:0.8rem;opacity:0.8"><span>none</span><span>strongest</span></div>'
+    )

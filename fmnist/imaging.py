@@ -76,6 +76,8 @@ class PreparedImage:
     inverted: bool = False
     error: str | None = None
     true_label: int | None = None  # guessed from the file name, to be confirmed by the user
+    # Where the 28x28 input lies on ``original``: (top, left, side) in its pixels.
+    square: tuple[float, float, float] | None = None
 
 
 def decode(payload: bytes) -> Image.Image:
@@ -192,8 +194,9 @@ def contrast_to_noise(gray: np.ndarray) -> float:
     return float(np.percentile(np.abs(gray - level), 99.7)) / noise
 
 
-def fashion_mnist_style(gray: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Luminance 0-255 -> (28x28 uint8 light-on-black like Fashion-MNIST, whether inverted)."""
+def fashion_mnist_style(gray: np.ndarray) -> tuple[np.ndarray, bool, tuple[int, int, int]]:
+    """Luminance 0-255 -> (28x28 uint8 light-on-black like Fashion-MNIST, whether inverted,
+    the (top, left, side) of the square it shows in ``gray``'s pixels)."""
     if contrast_to_noise(gray) < MIN_CONTRAST_TO_NOISE:
         # An empty sheet, a wall: stretching its noise would invent an object.
         raise ImageError(BLANK)
@@ -227,7 +230,8 @@ def fashion_mnist_style(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     small = Image.fromarray(square, mode="F").resize(
         (IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS
     )
-    return np.clip(np.asarray(small), 0, 255).round().astype(np.uint8), inverted
+    placed = (int(rows[0]) - top, int(cols[0]) - left, side)
+    return np.clip(np.asarray(small), 0, 255).round().astype(np.uint8), inverted, placed
 
 
 def has_transparency(image: Image.Image) -> bool:
@@ -246,8 +250,11 @@ def on_checkerboard(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(background, rgba).convert("RGB")
 
 
-def preprocess(payload: bytes) -> tuple[np.ndarray, Image.Image, bool]:
-    """Bytes -> (28x28 uint8 input, RGB thumbnail of the original, whether inverted)."""
+def preprocess(
+    payload: bytes,
+) -> tuple[np.ndarray, Image.Image, bool, tuple[float, float, float]]:
+    """Bytes -> (28x28 uint8 input, RGB thumbnail of the original, whether inverted,
+    the (top, left, side) of the input's square on the thumbnail)."""
     image = decode(payload)
     try:
         image.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.LANCZOS)
@@ -258,15 +265,18 @@ def preprocess(payload: bytes) -> tuple[np.ndarray, Image.Image, bool]:
             display = on_checkerboard(display)
     except (OSError, ValueError):
         raise ImageError(DAMAGED) from None
-    pixels, inverted = fashion_mnist_style(gray)
-    return pixels, display, inverted
+    pixels, inverted, (top, left, side) = fashion_mnist_style(gray)
+    scale = display.width / gray.shape[1]
+    return pixels, display, inverted, (top * scale, left * scale, side * scale)
 
 
 def prepare_upload(file_name: str, payload: bytes) -> PreparedImage:
     """Never raises for a bad picture: the reason goes into ``error``."""
     prepared = PreparedImage(file=file_name, true_label=label_from_filename(file_name))
     try:
-        prepared.pixels, prepared.original, prepared.inverted = preprocess(payload)
+        prepared.pixels, prepared.original, prepared.inverted, prepared.square = preprocess(
+            payload
+        )
     except ImageError as error:
         prepared.error = str(error)
     except MemoryError:
@@ -301,6 +311,55 @@ def label_from_filename(file_name: str) -> int | None:
     return best[1] if best else None
 
 
+# A heat scale from dark purple through red to pale yellow (after matplotlib's inferno),
+# readable over grey pictures: (position, R, G, B).
+HEAT_STOPS = np.array(
+    [
+        (0.00, 40, 11, 84), (0.25, 101, 21, 110), (0.50, 188, 55, 84),
+        (0.75, 249, 142, 9), (1.00, 252, 255, 164),
+    ]
+)  # fmt: skip
+HEAT_OPACITY = 0.7
+
+
+def heat_colours(heat: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] -> RGB uint8 on the heat scale."""
+    channels = [np.interp(heat, HEAT_STOPS[:, 0], HEAT_STOPS[:, c]) for c in (1, 2, 3)]
+    return np.stack(channels, axis=-1).round().astype(np.uint8)
+
+
+def heat_overlay(picture: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """A grey or RGB uint8 picture with ``heat`` (same height and width, in [0, 1]) laid over
+    it: the hotter, the more opaque, so that the cold parts still show the picture."""
+    base = np.repeat(picture[..., None], 3, axis=2) if picture.ndim == 2 else picture
+    # The square root lifts the middle of the scale: half the strongest push still shows.
+    alpha = (HEAT_OPACITY * np.sqrt(np.clip(heat, 0, 1)))[..., None]
+    blended = base * (1 - alpha) + heat_colours(heat) * alpha
+    return blended.round().astype(np.uint8)
+
+
+def heat_on_original(
+    original: Image.Image, heat: np.ndarray, square: tuple[float, float, float]
+) -> np.ndarray:
+    """A 28x28 heatmap stretched over the part of ``original`` the network saw, then laid
+    over the photo (zero outside that part)."""
+    top, left, side = (round(v) for v in square)
+    side = max(side, 1)
+    stretched = np.asarray(
+        Image.fromarray(heat.astype(np.float32), mode="F").resize(
+            (side, side), Image.Resampling.BILINEAR
+        )
+    )
+    width, height = original.size
+    layer = np.zeros((height, width), dtype=np.float32)
+    # The square may reach past the photo's edges (it was padded to be square).
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + side, height), min(left + side, width)
+    if y1 > y0 and x1 > x0:
+        layer[y0:y1, x0:x1] = stretched[y0 - top : y1 - top, x0 - left : x1 - left]
+    return heat_overlay(np.asarray(original.convert("RGB")), layer)
+
+
 def png_data_uri(pixels: np.ndarray) -> str:
     """A small uint8 picture as a PNG ``data:`` URI, for pictures written into a page's HTML."""
     buffer = io.BytesIO()
@@ -309,8 +368,8 @@ def png_data_uri(pixels: np.ndarray) -> str:
 
 
 def enlarge(pixels: np.ndarray, scale: int = 4) -> np.ndarray:
-    """A 28x28 picture made bigger with sharp pixels, for display."""
-    return np.kron(pixels, np.ones((scale, scale), dtype=pixels.dtype))
+    """A 28x28 picture (grey or RGB) made bigger with sharp pixels, for display."""
+    return pixels.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
 def framed(

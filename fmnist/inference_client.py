@@ -34,8 +34,10 @@ import numpy as np
 from fmnist import config, keras_archive
 from fmnist.data import NUM_CLASSES
 from fmnist.inference_protocol import (
+    AUTO,
     CHECK,
     ERROR,
+    EXPLAIN,
     IMPORT,
     MODEL_ERROR,
     OK,
@@ -44,6 +46,7 @@ from fmnist.inference_protocol import (
     READY,
     TEST_PROBABILITIES,
     UNKNOWN_MODEL,
+    Explanation,
     ImportedModel,
     InferenceError,
     ModelError,
@@ -56,6 +59,7 @@ from fmnist.inference_protocol import (
 )
 
 __all__ = [
+    "Explanation",
     "ImportedModel",
     "InferenceClient",
     "InferenceError",
@@ -178,6 +182,17 @@ class InferenceClient:
     def test_probabilities(self, ref: ModelRef) -> np.ndarray:
         """float64 (10000, 10) softmax of the test images (cached in the service)."""
         return self._call_model(TEST_PROBABILITIES, ref)
+
+    def explain(
+        self, ref: ModelRef, pixels: np.ndarray, class_index: int, method: str = AUTO
+    ) -> Explanation:
+        """The heatmap of what pushed the model towards ``class_index`` for one picture."""
+        pixels = np.asarray(pixels)
+        if pixels.dtype != np.uint8 or pixels.shape != (28, 28):
+            raise ValueError(f"expected one uint8 28x28 picture, got {pixels.dtype} {pixels.shape}")
+        return self._call_model(
+            EXPLAIN, ref, np.ascontiguousarray(pixels), int(class_index), method
+        )
 
     def service_pid(self) -> int | None:
         process = self._process
@@ -376,6 +391,10 @@ def predict(ref: ModelRef, pixels: np.ndarray) -> np.ndarray:
 
 def test_probabilities(ref: ModelRef) -> np.ndarray:
     return _client.test_probabilities(ref)
+
+
+def explain(ref: ModelRef, pixels: np.ndarray, class_index: int, method: str = AUTO) -> Explanation:
+    return _client.explain(ref, pixels, class_index, method)
 
 
 def service_pid() -> int | None:

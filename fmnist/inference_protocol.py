@@ -28,6 +28,14 @@ CHECK = "check"  # ModelRef -> ModelInfo (UNKNOWN_MODEL: an imported file it lac
 IMPORT = "import"  # (sha256 digest, payload) -> ModelInfo
 PREDICT = "predict"  # (ModelRef, uint8 (N, 28, 28)) -> float64 (N, 10)
 TEST_PROBABILITIES = "test_probabilities"  # ModelRef -> float64 (10000, 10)
+EXPLAIN = "explain"  # (ModelRef, uint8 (28, 28), class index, method) -> Explanation
+
+# How an Explanation is computed: "auto" is Grad-CAM where the network has a
+# convolution, integrated gradients otherwise.
+AUTO = "auto"
+GRAD_CAM = "Grad-CAM"
+INTEGRATED_GRADIENTS = "integrated gradients"
+METHODS = (AUTO, GRAD_CAM, INTEGRATED_GRADIENTS)
 
 # Reply kinds.
 READY = "ready"
@@ -86,6 +94,15 @@ class ServiceInfo:
     pid: int
     tensorflow: str
     devices: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What pushed a network towards one class, over the 28x28 input."""
+
+    heatmap: Any  # float32 (28, 28) in [0, 1]: 1 where the push was strongest
+    method: str  # GRAD_CAM or INTEGRATED_GRADIENTS: how it was computed
+    class_index: int
 
 
 def send(connection: Connection, message: tuple[Any, ...]) -> None:

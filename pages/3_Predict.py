@@ -11,11 +11,13 @@ from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 
 from fmnist import charts, config, evaluation, imaging, inference_client, predictor, runs, ui
 from fmnist import uploads as kept
 from fmnist.data import CLASS_NAMES
 from fmnist.inference_client import InferenceError, ModelError, ModelInfo, ModelRef
+from fmnist.inference_protocol import AUTO, GRAD_CAM, INTEGRATED_GRADIENTS
 
 ui.setup_page("Predict", "🔮")
 KEY = "predict_"
@@ -160,7 +162,68 @@ def draw_adders() -> None:
         st.error(f"**{ui.plain(name)}**: {ui.plain(reason)}", icon="🚫")
 
 
-def draw_picture(digest: str, picture: kept.Picture, result: dict) -> None:
+WHY_METHODS = {
+    AUTO: "Grad-CAM: which regions",
+    INTEGRATED_GRADIENTS: "Integrated gradients: which pixels",
+}
+WHY_CAPTIONS = {
+    GRAD_CAM: "Grad-CAM on the last convolution: the regions whose features raised the "
+    "score of **{name}**.",
+    INTEGRATED_GRADIENTS: "Integrated gradients: the pixels that raised the score of "
+    "**{name}**, summed along the way from a black picture to this one.",
+}
+
+
+def draw_why(
+    model: ModelRef,
+    pixels: np.ndarray,
+    predicted: int,
+    key: str,
+    picture_id: str = "",
+    original: Image.Image | None = None,
+    square: tuple[float, float, float] | None = None,
+) -> None:
+    """A heatmap of what pushed the network towards a class, computed once the user opens it."""
+    box = st.expander("🔎 Why this answer?", key=key + "_open", on_change="rerun")
+    if not box.open:
+        return
+    with box:
+        left, right = st.columns([2, 3])
+        # Keyed by the picture and the answer: a new answer starts from its own class.
+        chosen = left.selectbox(
+            "Towards the class",
+            range(len(CLASS_NAMES)),
+            index=predicted,
+            format_func=lambda c: CLASS_NAMES[c] + (" (the answer)" if c == predicted else ""),
+            key=f"{key}_class_{picture_id}_{predicted}",
+        )
+        method = right.radio(
+            "Map", list(WHY_METHODS), format_func=WHY_METHODS.get, horizontal=True, key=key + "_how"
+        )
+        try:
+            why = inference_client.explain(model, pixels, chosen, method)
+        except (InferenceError, ValueError) as error:
+            st.error(f"No map for this picture: {ui.plain(error)}", icon="🚫")
+            return
+        shown = [imaging.enlarge(imaging.heat_overlay(pixels, why.heatmap), 8)]
+        captions = ["over what the network sees"]
+        if original is not None and square is not None:
+            shown.append(imaging.heat_on_original(original, why.heatmap, square))
+            captions.append("over your picture")
+        columns = st.columns(3)
+        for column, image, caption in zip(columns, shown, captions, strict=False):
+            column.image(image, caption=caption, width="stretch")
+        columns[-1].html(charts.heat_legend_html(imaging.HEAT_STOPS))
+        no_convolution = method == AUTO and why.method != GRAD_CAM
+        note = " (this network has no convolution)" if no_convolution else ""
+        st.caption(
+            WHY_CAPTIONS[why.method].format(name=CLASS_NAMES[chosen])
+            + note
+            + " Colour shows the push; where there is none, the picture shows through."
+        )
+
+
+def draw_picture(model: ModelRef, digest: str, picture: kept.Picture, result: dict) -> None:
     store = ui.kept_pictures()
     item = picture.prepared
     short = digest[:16]
@@ -207,6 +270,9 @@ def draw_picture(digest: str, picture: kept.Picture, result: dict) -> None:
                     args=(store, digest, None),
                 )
             draw_prediction(result, picture.label if picture.counted else None)
+        draw_why(
+            model, item.pixels, result["label"], f"{KEY}why_{short}", "", item.original, item.square
+        )
 
 
 def draw_uploads(model: ModelRef) -> None:
@@ -230,7 +296,7 @@ def draw_uploads(model: ModelRef) -> None:
     clear.button("🗑️ Remove all", key=KEY + "remove_all", on_click=remove_all)
     truths, guesses = [], []
     for (digest, picture), result in zip(pictures, results, strict=True):
-        draw_picture(digest, picture, result)
+        draw_picture(model, digest, picture, result)
         if picture.counted:
             truths.append(picture.label)
             guesses.append(result["label"])
@@ -270,6 +336,7 @@ def draw_test_image(model: ModelRef) -> None:
     result = predictor.describe(inference_client.predict(model, ds.x_test[index])[0])
     with right:
         draw_prediction(result, true_label)
+    draw_why(model, ds.x_test[index], result["label"], f"{KEY}why_test", str(index))
 
 
 def draw_confusion(model: ModelRef) -> None:

@@ -543,3 +543,53 @@ def test_interaction_times_in_chromium(page: Page, server: Server, dataset: Data
     # them as much as the page does.
     assert set(medians) == set(timings) and all(v > 0 for v in medians.values())
     assert_no_exception(page)
+
+
+# -- why did it say that ------------------------------------------------------------------------
+
+
+def shown_image(page: Page, image: Locator) -> np.ndarray:
+    source = image.locator("img").get_attribute("src")
+    assert source is not None
+    answer = page.request.get(source if source.startswith("http") else page.url + source)
+    return np.asarray(Image.open(io.BytesIO(answer.body())).convert("RGB"))
+
+
+def test_why_this_answer_maps_the_push_towards_any_class(
+    page: Page, server: Server, dataset: Dataset
+) -> None:
+    open_page(page, server.url, "/Predict", "🔮 Predict")
+    boot = photo_of(dataset, 9, 0)
+    upload(page, picture("boot.jpg", boot))
+    box = card(page, boot)
+    expect(box).to_contain_text("Ankle boot")
+    why = box.get_by_test_id("stExpander").filter(has_text="Why this answer?")
+    why.get_by_text("🔎 Why this answer?").click()
+    settle(page)
+    maps = why.get_by_test_id("stImage")
+    expect(maps).to_have_count(2)
+    expect(maps.nth(0)).to_contain_text("over what the network sees")
+    expect(maps.nth(1)).to_contain_text("over your picture")
+    expect(why).to_contain_text("Grad-CAM on the last convolution")
+    expect(why).to_contain_text("raised the score of Ankle boot")
+    towards_boot = shown_image(page, maps.nth(0))
+    # The grey picture now carries colour where the network looked.
+    assert np.abs(towards_boot[..., 0].astype(int) - towards_boot[..., 2]).max() > 60
+    screenshot(page, "predict-why")
+
+    # Another class: "why not Sneaker?"
+    choose(page, why.get_by_test_id("stSelectbox"), "Sneaker")
+    expect(why).to_contain_text("raised the score of Sneaker")
+    assert not np.array_equal(shown_image(page, why.get_by_test_id("stImage").nth(0)), towards_boot)
+    why.get_by_text("Integrated gradients: which pixels").click()
+    settle(page)
+    expect(why).to_contain_text("Integrated gradients: the pixels that raised the score of Sneaker")
+
+    # A test image has the same question, on its own tab.
+    open_tab(page, "🎲 A test image")
+    panel = page.get_by_role("tabpanel", name="🎲 A test image")
+    panel.get_by_text("🔎 Why this answer?").click()
+    settle(page)
+    expect(panel.get_by_test_id("stExpander").get_by_test_id("stImage")).to_have_count(1)
+    expect(panel).to_contain_text("raised the score of Ankle boot")  # test image #0
+    assert_no_exception(page)

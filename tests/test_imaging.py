@@ -33,7 +33,7 @@ def boot_picture(
 
 
 def reference() -> np.ndarray:
-    pixels, _, inverted = preprocess(encode(boot_picture(), "PNG"))
+    pixels, _, inverted, _ = preprocess(encode(boot_picture(), "PNG"))
     assert inverted
     return pixels
 
@@ -58,14 +58,14 @@ def test_dark_product_on_white_becomes_light_on_black_and_fills_the_frame() -> N
 
 def test_light_object_on_dark_background_is_not_inverted() -> None:
     picture = boot_picture(ink=(230, 230, 230), paper=(10, 10, 10))
-    pixels, _, inverted = preprocess(encode(picture, "PNG"))
+    pixels, _, inverted, _ = preprocess(encode(picture, "PNG"))
     assert not inverted
     assert similarity(pixels, reference()) > 0.95
 
 
 def test_transparent_png_puts_the_object_on_a_background() -> None:
     picture = boot_picture(ink=(40, 40, 90, 255), paper=(0, 0, 0, 0), mode="RGBA")
-    pixels, original, _ = preprocess(encode(picture, "PNG"))
+    pixels, original, _, _ = preprocess(encode(picture, "PNG"))
     assert similarity(pixels, reference()) > 0.95
     assert original.size[0] <= imaging.DISPLAY_SIZE
 
@@ -76,9 +76,9 @@ def test_exif_rotated_jpeg_is_turned_upright() -> None:
     sideways = boot_picture().transpose(Image.Transpose.ROTATE_90)
     exif = Image.Exif()
     exif[0x0112] = 6
-    pixels, _, _ = preprocess(encode(sideways, "JPEG", exif=exif, quality=95))
+    pixels, _, _, _ = preprocess(encode(sideways, "JPEG", exif=exif, quality=95))
     assert similarity(pixels, reference()) > 0.9
-    ignored, _, _ = preprocess(encode(sideways, "JPEG", quality=95))
+    ignored, _, _, _ = preprocess(encode(sideways, "JPEG", quality=95))
     assert similarity(ignored, reference()) < 0.6  # without the tag it would stay sideways
 
 
@@ -91,14 +91,14 @@ def test_sixteen_bit_png(scale: int) -> None:
     picture = Image.fromarray(grey.astype(np.uint16))
     payload = encode(picture, "PNG")
     assert Image.open(io.BytesIO(payload)).mode.startswith("I")
-    pixels, _, _ = preprocess(payload)
+    pixels, _, _, _ = preprocess(payload)
     assert similarity(pixels, reference()) > 0.97
 
 
 def test_cmyk_jpeg() -> None:
     payload = encode(boot_picture().convert("CMYK"), "JPEG", quality=95)
     assert Image.open(io.BytesIO(payload)).mode == "CMYK"
-    pixels, _, _ = preprocess(payload)
+    pixels, _, _, _ = preprocess(payload)
     assert similarity(pixels, reference()) > 0.95
 
 
@@ -108,13 +108,13 @@ def test_animated_gif_uses_the_first_frame() -> None:
     ImageDraw.Draw(second).ellipse((100, 20, 300, 280), fill=(0, 0, 0))
     payload = encode(first, "GIF", save_all=True, append_images=[second], duration=100)
     assert Image.open(io.BytesIO(payload)).n_frames == 2
-    pixels, _, _ = preprocess(payload)
+    pixels, _, _, _ = preprocess(payload)
     assert similarity(pixels, reference()) > 0.95
 
 
 @pytest.mark.parametrize("fmt", ["WEBP", "BMP", "TIFF"])
 def test_other_formats(fmt: str) -> None:
-    pixels, _, _ = preprocess(encode(boot_picture(), fmt))
+    pixels, _, _, _ = preprocess(encode(boot_picture(), fmt))
     assert similarity(pixels, reference()) > 0.95
 
 
@@ -143,7 +143,7 @@ def test_iphone_heic_photo(tmp_path) -> None:
     pillow_heif.from_pillow(boot_picture()).save(path, quality=90)
     payload = path.read_bytes()
     assert payload[4:12] == b"ftypheic"
-    pixels, original, inverted = preprocess(payload)
+    pixels, original, inverted, _ = preprocess(payload)
     assert inverted and similarity(pixels, reference()) > 0.95
     assert original.mode == "RGB"
     assert {"heic", "heif"} <= set(imaging.ACCEPTED_EXTENSIONS)
@@ -152,7 +152,7 @@ def test_iphone_heic_photo(tmp_path) -> None:
 def test_white_object_on_transparency_is_shown_on_a_checkerboard() -> None:
     # A white T-shirt cut out on a transparent background: on a white page it vanished.
     picture = boot_picture(ink=(255, 255, 255, 255), paper=(0, 0, 0, 0), mode="RGBA")
-    pixels, original, inverted = preprocess(encode(picture, "PNG"))
+    pixels, original, inverted, _ = preprocess(encode(picture, "PNG"))
     assert not inverted and similarity(pixels, reference()) > 0.95
     assert original.mode == "RGB"
     shown = np.asarray(original)
@@ -166,7 +166,7 @@ def test_white_object_on_transparency_is_shown_on_a_checkerboard() -> None:
 
 
 def test_opaque_pictures_are_shown_as_they_are() -> None:
-    _, original, _ = preprocess(encode(boot_picture(), "PNG"))
+    _, original, _, _ = preprocess(encode(boot_picture(), "PNG"))
     assert original.mode == "RGB" and np.asarray(original)[0, 0].tolist() == [250, 250, 250]
 
 
@@ -242,3 +242,23 @@ def test_prepare_upload_never_raises_for_a_bad_file() -> None:
 )
 def test_true_class_from_the_file_name(name: str, label: int | None) -> None:
     assert label_from_filename(name) == label
+
+
+def test_the_heatmap_lands_on_the_part_of_the_photo_the_network_saw() -> None:
+    # The boot spans x 60-330 and y 60-230 of a 400x300 photo; the network's square is
+    # its width (271 px) centred on it, the photo shown at 256 px wide (scale 0.64).
+    pixels, original, _, square = preprocess(encode(boot_picture(), "PNG"))
+    scale = original.width / 400
+    top, left, side = square
+    assert side == pytest.approx(271 * scale, abs=2) and left == pytest.approx(60 * scale, abs=2)
+    assert top == pytest.approx((60 - (271 - 171) // 2) * scale, abs=2)
+    heat = np.zeros((28, 28))
+    heat[20:, :] = 1.0  # the bottom of the network's picture: the boot's foot
+    shown = imaging.heat_on_original(original, heat, square)
+    changed = np.any(shown != np.asarray(original), axis=2)
+    rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+    cell = side / 28  # the stretched map blends over one of its cells at an edge
+    assert rows[0] >= top + (20 - 1) * cell and rows[-1] <= top + side + 1
+    assert cols[0] >= left - 1 and cols[-1] <= left + side + 1
+    # Cold is see-through: the 28x28 overlay of no heat is the picture itself, in colour.
+    assert np.array_equal(imaging.heat_overlay(pixels, np.zeros((28, 28)))[..., 0], pixels)

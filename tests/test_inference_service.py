@@ -19,6 +19,7 @@ import pytest
 
 from fmnist.data import Dataset
 from fmnist.inference_client import InferenceClient, InferenceError, ModelError, RunModel
+from fmnist.inference_protocol import AUTO, INTEGRATED_GRADIENTS
 
 from .conftest import PROJECT_ROOT
 
@@ -71,6 +72,22 @@ def test_predictions_match_the_same_model_in_process(
     one = client.predict(shipped_ref, dataset.x_test[7])  # a single (28, 28) picture
     np.testing.assert_allclose(one, through_service[7:8], atol=1e-5)
     assert client.predict(shipped_ref, np.empty((0, 28, 28), np.uint8)).shape == (0, 10)
+
+
+def test_a_heatmap_through_the_service_is_the_one_computed_in_process(
+    client: InferenceClient, shipped_ref: RunModel, shipped_model, dataset: Dataset
+) -> None:
+    from fmnist.ml import saliency
+
+    for method in (AUTO, INTEGRATED_GRADIENTS):
+        through_service = client.explain(shipped_ref, dataset.x_test[0], 9, method)
+        in_process = saliency.explain(shipped_model, dataset.x_test[0], 9, method)
+        assert through_service.method == in_process.method
+        np.testing.assert_allclose(through_service.heatmap, in_process.heatmap, atol=1e-4)
+    with pytest.raises(InferenceError, match="class must be 0-9"):
+        client.explain(shipped_ref, dataset.x_test[0], 12)
+    with pytest.raises(ValueError, match="one uint8 28x28 picture"):
+        client.explain(shipped_ref, dataset.x_test[:2], 1)
 
 
 def test_test_set_probabilities_score_the_recorded_accuracy(

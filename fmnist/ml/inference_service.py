@@ -35,6 +35,7 @@ from fmnist import data
 from fmnist.inference_protocol import (
     CHECK,
     ERROR,
+    EXPLAIN,
     IMPORT,
     MODEL_ERROR,
     OK,
@@ -53,7 +54,7 @@ from fmnist.inference_protocol import (
     send,
 )
 from fmnist.messages import first_line, short
-from fmnist.ml import inference
+from fmnist.ml import inference, saliency
 
 MAX_MODELS = 6
 # Imported files are kept as bytes too, so an imported model pushed out of the
@@ -137,6 +138,10 @@ class InferenceService:
         if op == TEST_PROBABILITIES:
             (ref,) = args
             return self.test_probabilities(ref)
+        if op == EXPLAIN:
+            ref, pixels, class_index, method = args
+            (picture,) = _checked_pixels(pixels[None] if np.ndim(pixels) == 2 else pixels)
+            return saliency.explain(self.model(ref), picture, int(class_index), method)
         raise ValueError(f"unknown request {op!r}")
 
     def model(self, ref: ModelRef) -> keras.Model:
