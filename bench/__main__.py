@@ -23,7 +23,9 @@ Every ratio compares two things measured side by side in this run:
    (bench/library.py);
 6. page speed: every page's first load, each Explore interaction (bench/pages.py);
 7. a class on one server: four sessions at once (two training, two uploading), the
-   server's memory after 21 visitors (bench/safety.py).
+   server's memory after 21 visitors (bench/safety.py);
+8. views inside the network: how faithful the "Why this answer?" maps are (salient
+   against random pixels blanked), and the time of one map (bench/views.py).
 
 Results are printed as a table and written to bench/output/results.json; the
 servers' logs go beside it.
@@ -46,7 +48,9 @@ from bench.product import OUTPUT, Server, chromium
 FULL_ROUNDS = 5  # each training contender runs once in each position
 FULL_STOP_ROUNDS = 3
 UPLOADS = 5
-BENCHMARKS = ("library", "training", "responsiveness", "stop", "memory", "pages", "safety")
+BENCHMARKS = (
+    "library", "training", "responsiveness", "stop", "memory", "pages", "safety", "views",
+)  # fmt: skip
 BIG_UPLOADS = 3
 
 
@@ -81,7 +85,7 @@ def main() -> int:
     stop_rounds = 1 if args.quick else FULL_STOP_ROUNDS
     wanted = set(args.only or BENCHMARKS)
 
-    from bench import interactive, library, memory, pages, safety, training
+    from bench import interactive, library, memory, pages, safety, training, views
 
     results: dict = {
         "mode": "quick" if args.quick else "full",
@@ -93,6 +97,8 @@ def main() -> int:
     if "library" in wanted:
         section(results, "dataset_load", library.dataset_load)
         section(results, "inference_roundtrip", library.inference_roundtrip)
+    if "views" in wanted:
+        section(results, "views", views.run)
     with chromium() as browser:
         if "pages" in wanted:
             with Server("pages") as server:
@@ -298,6 +304,27 @@ def rows(results: dict) -> list[tuple[str, ...]]:
                     "",
                 )
             )
+    if not failed("views"):
+        from bench import views
+
+        v = results["views"]
+        for name in views.MAPS:
+            f = v[name]
+            out.append(
+                (
+                    f"map faithfulness, {name}: salient / random blanked",
+                    f"{f['salient_drop']:.3f}",
+                    f"{f['random_drop']:.3f}",
+                    f"{f['ratio']:.2f}",
+                    f">= {v['target_faithfulness']:.1f}",
+                    verdict(f["ratio"], v["target_faithfulness"], True),
+                )
+            )
+        for method, label in (("auto", "Grad-CAM"), ("integrated gradients", "int. gradients")):
+            out.append(
+                (f"one map through the service, cnn-bn, {label}",
+                 f"{v['service_ms_' + method]} ms", "", "", "", "")
+            )  # fmt: skip
     if not failed("pages"):
         p = results["pages"]
         for name, value in p["done_ms_median"].items():

@@ -162,9 +162,12 @@ def draw_adders() -> None:
         st.error(f"**{ui.plain(name)}**: {ui.plain(reason)}", icon="🚫")
 
 
+# Integrated gradients first: measured in `make bench`, blanking the pixels it marks
+# lowers the answer's probability 2.7 times as much as blanking random ones on the
+# shipped cnn-bn; Grad-CAM's 14x14 regions, 1.1 times.
 WHY_METHODS = {
-    AUTO: "Grad-CAM: which regions",
     INTEGRATED_GRADIENTS: "Integrated gradients: which pixels",
+    AUTO: "Grad-CAM: which regions",
 }
 WHY_CAPTIONS = {
     GRAD_CAM: "Grad-CAM on the last convolution: the regions whose features raised the "

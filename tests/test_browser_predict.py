@@ -570,7 +570,7 @@ def test_why_this_answer_maps_the_push_towards_any_class(
     expect(maps).to_have_count(2)
     expect(maps.nth(0)).to_contain_text("over what the network sees")
     expect(maps.nth(1)).to_contain_text("over your picture")
-    expect(why).to_contain_text("Grad-CAM on the last convolution")
+    expect(why).to_contain_text("Integrated gradients: the pixels that raised the score of")
     expect(why).to_contain_text("raised the score of Ankle boot")
     towards_boot = shown_image(page, maps.nth(0))
     # The grey picture now carries colour where the network looked.
@@ -581,9 +581,10 @@ def test_why_this_answer_maps_the_push_towards_any_class(
     choose(page, why.get_by_test_id("stSelectbox"), "Sneaker")
     expect(why).to_contain_text("raised the score of Sneaker")
     assert not np.array_equal(shown_image(page, why.get_by_test_id("stImage").nth(0)), towards_boot)
-    why.get_by_text("Integrated gradients: which pixels").click()
+    why.get_by_text("Grad-CAM: which regions").click()
     settle(page)
-    expect(why).to_contain_text("Integrated gradients: the pixels that raised the score of Sneaker")
+    expect(why).to_contain_text("Grad-CAM on the last convolution: the regions whose features")
+    expect(why).to_contain_text("raised the score of Sneaker")
 
     # A test image has the same question, on its own tab.
     open_tab(page, "🎲 A test image")

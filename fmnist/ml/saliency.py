@@ -44,9 +44,16 @@ def explain(
         heatmap = _grad_cam(model, maps_layer, inputs, class_index)
     if heatmap is None:  # no convolution, or a graph it cannot be reached in
         heatmap, used = _integrated_gradients(model, inputs, class_index), INTEGRATED_GRADIENTS
-    peak = float(heatmap.max())
-    heatmap = heatmap / peak if peak > 0 else heatmap
-    return Explanation(heatmap.astype(np.float32), used, class_index)
+    return Explanation(scaled(heatmap).astype(np.float32), used, class_index)
+
+
+def scaled(heatmap: np.ndarray) -> np.ndarray:
+    """Non-negative values -> [0, 1], 1 from the 99th percentile of the positive values up:
+    a few extreme pixels (integrated gradients has them) would leave the rest too faint."""
+    positive = heatmap[heatmap > 0]
+    if positive.size == 0:
+        return heatmap
+    return np.clip(heatmap / np.percentile(positive, 99), 0.0, 1.0)
 
 
 ELEMENTWISE = (keras.layers.BatchNormalization, keras.layers.Activation, keras.layers.ReLU)
