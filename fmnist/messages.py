@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 
+class PlainError(Exception):
+    """An error whose message is already the one line a user should read, with no type name."""
+
+
+def failure_line(error: BaseException) -> str:
+    """What a failed job says: a PlainError's message, else the error's type and first line."""
+    if isinstance(error, PlainError):
+        return first_line(error, limit=300)
+    return f"{type(error).__name__}: {first_line(error)}"
+
+
 def first_line(error: BaseException, limit: int = 160) -> str:
     """The first non-empty line of an error's message, or its type when it has none."""
     for line in str(error).splitlines():

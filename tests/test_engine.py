@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -15,8 +16,12 @@ import pytest
 
 from fmnist import runs
 from fmnist.data import Dataset
+from fmnist.jobs.store import JobStore
+from fmnist.jobs.worker import run_job
+from fmnist.messages import failure_line
 from fmnist.ml import engine
-from fmnist.schema import EpochMetrics, LivePoint, ResumePoint, TrainConfig
+from fmnist.ml.callbacks import TrainingDivergedError
+from fmnist.schema import EpochMetrics, JobState, LivePoint, ResumePoint, TrainConfig
 
 from .conftest import PROJECT_ROOT
 
@@ -207,12 +212,27 @@ def test_mirrored_strategy_over_two_logical_devices(tmp_path: Path) -> None:
     assert result["accuracy"] > 0.5
 
 
-def test_a_training_that_diverges_is_saved_with_its_nan_loss(
+def test_a_learning_rate_of_10_ends_the_training_at_once_in_one_line(dataset: Dataset) -> None:
+    # The tutorial network's loss explodes within the first epoch (to 900-60,000 with sgd,
+    # rmsprop or adam), then sits at chance with dead units: nothing more to learn.
+    config = TrainConfig(network="mlp", epochs=3, limit=5000, learning_rate=10.0)
+    sink = ListSink()
+    with pytest.raises(TrainingDivergedError) as diverged:
+        engine.train(config, dataset, sink)
+    message = str(diverged.value)
+    assert re.fullmatch(
+        r"the loss exploded to [\d,]+ \(random guessing scores 2\.3\) at epoch 1, "
+        r"batch [\d,]+: lower the learning rate \(now 10\)",
+        message,
+    ), message
+    assert not sink.epochs  # no epoch was completed, nor reported as one
+    assert failure_line(diverged.value) == message  # what the job and the page say
+
+
+def test_a_loss_that_becomes_nan_ends_the_training_at_its_first_report(
     dataset: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A network whose weights have gone to NaN, as after a too-large learning rate: the
-    # run is still scored and saved (NaN loss, chance accuracy) for the user to see,
-    # not failed at the end with a message about "this picture".
+    # A network whose weights are NaN, as after an overflow: the first report ends it.
     def diverged(name: str) -> keras.Model:
         model = keras.Sequential(
             [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
@@ -222,12 +242,24 @@ def test_a_training_that_diverges_is_saved_with_its_nan_loss(
         return model
 
     monkeypatch.setattr(engine, "build_model", diverged)
-    config = TrainConfig(network="mlp", epochs=1, limit=2000, name="diverged")
-    _, record = engine.train(config, dataset, ListSink())
-    assert record.status == "done"
-    assert np.isnan(record.history[-1]["loss"])
-    assert record.test_loss is not None and not np.isfinite(record.test_loss)
-    assert 0.0 <= record.test_accuracy <= 0.2  # argmax of NaN scores: one class for all
+    config = TrainConfig(network="mlp", epochs=2, limit=2000, learning_rate=0.1)
+    sink = ListSink()
+    with pytest.raises(TrainingDivergedError, match=r"^the loss became NaN at epoch 1, batch "):
+        engine.train(config, dataset, sink)
+    assert not sink.epochs and not sink.evaluated
+
+
+def test_a_diverged_job_fails_with_that_line_and_saves_no_run(
+    dataset: Dataset, models_dir: Path, tmp_path: Path
+) -> None:
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    job_id = store.create(
+        TrainConfig(network="mlp", epochs=2, limit=2000, learning_rate=10.0), "owner"
+    )
+    assert run_job(store, store.get(job_id), dataset) is JobState.FAILED
+    job = store.get(job_id)
+    assert job.message.startswith("the loss exploded to ") and "lower the learning rate" in job.message
+    assert not list(models_dir.iterdir())
 
 
 def test_a_learning_rate_given_as_a_whole_number_is_taken() -> None:

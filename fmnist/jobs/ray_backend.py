@@ -51,7 +51,7 @@ from fmnist import config, runs
 from fmnist.data import Dataset, load_dataset
 from fmnist.jobs.store import JobStore, Worker
 from fmnist.jobs.worker import BatchedSink
-from fmnist.messages import first_line
+from fmnist.messages import failure_line, first_line
 from fmnist.schema import EpochMetrics, JobState, JobView, LivePoint, ResumePoint, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -518,16 +518,12 @@ class RayBackend:
             self.store.set_state(job.job_id, JobState.STOPPED, "cancelled")
         except ray.exceptions.RayTaskError as error:
             cause = error.cause if isinstance(error.cause, BaseException) else error
-            self.store.set_state(
-                job.job_id, JobState.FAILED, f"{type(cause).__name__}: {first_line(cause)}"
-            )
+            self.store.set_state(job.job_id, JobState.FAILED, failure_line(cause))
         except ray.exceptions.RayError as error:
             # The worker process or its machine died (out of memory, node lost).
             self.store.interrupt(job.job_id, f"its Ray worker was lost ({first_line(error)})")
         except Exception as error:  # noqa: BLE001 - any failure becomes the job's one line
-            self.store.set_state(
-                job.job_id, JobState.FAILED, f"{type(error).__name__}: {first_line(error)}"
-            )
+            self.store.set_state(job.job_id, JobState.FAILED, failure_line(error))
         finally:
             self._recycle(job.relay)
 
@@ -572,9 +568,7 @@ class RayBackend:
             )
             self._running[job.id] = _Running(job.id, relay, ref)
         except Exception as error:  # noqa: BLE001 - the job says why it could not start
-            self.store.set_state(
-                job.id, JobState.FAILED, f"{type(error).__name__}: {first_line(error)}"
-            )
+            self.store.set_state(job.id, JobState.FAILED, failure_line(error))
 
     def _dataset_object(self) -> ray.ObjectRef:
         """Fashion-MNIST in the cluster's object store, put there once for every task."""

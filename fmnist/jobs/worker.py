@@ -21,7 +21,7 @@ from typing import Any
 from fmnist import runs
 from fmnist.data import Dataset, load_dataset
 from fmnist.jobs.store import JobStore, Worker
-from fmnist.messages import first_line
+from fmnist.messages import failure_line
 from fmnist.schema import EpochMetrics, JobState, JobView, LivePoint, ResumePoint
 
 # How often a worker writes progress to the store (and looks for a stop
@@ -135,7 +135,7 @@ def run_job(store: JobStore, job: JobView, dataset: Dataset | None = None) -> Jo
         shutil.rmtree(store.folder / job.id, ignore_errors=True)
         return state
     except Exception as error:  # noqa: BLE001 - any failure becomes the job's one-line message
-        store.set_state(job.id, JobState.FAILED, f"{type(error).__name__}: {first_line(error)}")
+        store.set_state(job.id, JobState.FAILED, failure_line(error))
         return JobState.FAILED
 
 

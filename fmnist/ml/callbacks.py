@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import keras
 
+from fmnist.messages import PlainError
 from fmnist.schema import LIVE_POINTS_PER_EPOCH, EpochMetrics, LivePoint, ProgressSink
+
+# The cross-entropy of guessing every class alike is ln 10 = 2.3. A running loss 100
+# times that means the scores have blown up (a learning rate of 10 takes the tutorial
+# network to 900-60,000 within an epoch, then to a dead network at 2.3): nothing more
+# will be learned, so the training ends there, like one whose loss became NaN.
+CHANCE_LOSS = math.log(10)
+DIVERGED_LOSS = 100 * CHANCE_LOSS
+
+
+class TrainingDivergedError(PlainError):
+    """The loss became NaN or infinite, or exploded: nothing more can be learned from here."""
 
 
 class ProgressCallback(keras.callbacks.Callback):
@@ -55,6 +68,8 @@ class ProgressCallback(keras.callbacks.Callback):
         elif now > self.first_mark[0]:
             rate = (self.done - self.first_mark[1]) * self.batch_size / (now - self.first_mark[0])
             eta = self._eta(rate, fraction)
+        if logs and not float(logs["loss"]) <= DIVERGED_LOSS:  # NaN compares False
+            self._diverged(float(logs["loss"]))
         point = None
         if logs and fraction >= self.next_live_point:
             point = LivePoint(self.epoch + fraction, float(logs["loss"]), float(logs["accuracy"]))
@@ -66,6 +81,25 @@ class ProgressCallback(keras.callbacks.Callback):
         if self.sink.should_stop():
             self.stopped_by_user = True
             self.model.stop_training = True
+
+    def _diverged(self, loss: float) -> None:
+        """End the training at once, in one line that says what to do about it."""
+        self.model.stop_training = True
+        if math.isfinite(loss):
+            what = f"exploded to {loss:,.0f} (random guessing scores {CHANCE_LOSS:.1f})"
+        else:
+            what = "became NaN" if math.isnan(loss) else "became infinite"
+        rate = self._learning_rate()
+        advice = "lower the learning rate" + (f" (now {rate:.3g})" if rate is not None else "")
+        raise TrainingDivergedError(
+            f"the loss {what} at epoch {self.epoch + 1}, batch {self.done:,}: {advice}"
+        )
+
+    def _learning_rate(self) -> float | None:
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            return None
+        return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
     def _eta(self, rate: float, fraction: float) -> float | None:
         if rate <= 0:
@@ -87,10 +121,7 @@ class ProgressCallback(keras.callbacks.Callback):
             return
         seconds = time.perf_counter() - self.epoch_started
         self.epoch_seconds.append(seconds)
-        learning_rate = None
-        optimizer = getattr(self.model, "optimizer", None)
-        if optimizer is not None:
-            learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        learning_rate = self._learning_rate()
         metrics = EpochMetrics(
             epoch=epoch + 1,
             loss=float(logs["loss"]),
