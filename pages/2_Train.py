@@ -18,6 +18,7 @@ CHART_SECONDS = 5.0
 # Once Stop is pressed (and while the test set is scored) the user waits for the saved
 # run, and the training no longer needs the CPU: read the job four times a second.
 WAITING_SECONDS = 0.25
+LEARNING_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 LIMITS = {"all 60,000": 0, "30,000": 30_000, "10,000": 10_000, "5,000": 5_000, "2,000": 2_000}
 ui.keep_widget_state([RUNS_OPEN])  # open or closed, as the user left it
 STATE_ICONS = {
@@ -141,7 +142,8 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
             ],
             "learning_rate": left.select_slider(
                 "Learning rate",
-                [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1],
+                # With the rate of the job on screen, which may come from the command line.
+                sorted({*LEARNING_RATES, st.session_state.get(KEY + "lr", 0.001)}),
                 key=KEY + "lr",
             ),
             "batch_size": right.selectbox(
@@ -208,7 +210,8 @@ def status_line(job: JobView) -> str:
         )
     elif job.phase:
         line += f" — {job.phase}…"
-    elif job.message and job.state is not JobState.INTERRUPTED:  # the warning below says it
+    elif job.message and job.state not in (JobState.INTERRUPTED, JobState.FAILED):
+        # (an interrupted or failed job's message is said in its own box below)
         line += f" — {ui.plain(job.message)}"
     return line
 
@@ -315,7 +318,8 @@ def draw_controls(job: JobView) -> None:
     elif job.state.final and st.session_state.get(KEY + "finished_seen") != job.id:
         # The job just ended: rerun the whole page so the runs table shows the new run.
         st.session_state[KEY + "finished_seen"] = job.id
-        st.session_state[RUNS_OPEN] = True
+        if job.run_id:
+            st.session_state[RUNS_OPEN] = True
         st.rerun()
     elif job.run_id:
         st.success(f"Saved as run `{job.run_id}`.", icon="💾")

@@ -276,6 +276,29 @@ def test_watched_training_keeps_its_speed_and_only_its_owner_can_stop_it(
     assert watched >= 0.5 * command_line, (watched, command_line)
 
 
+def test_a_training_whose_loss_explodes_fails_at_once_with_one_line(
+    page: Page, server: Server
+) -> None:
+    # A learning rate of 10 (the command line takes it; the page's slider stops at 0.1).
+    store = JobStore(server.models / ".jobs" / "jobs.sqlite3")
+    config = TrainConfig(network="mlp", epochs=5, limit=10_000, learning_rate=10.0)
+    job_id = store.create(config, "exploding-key", source="cli")
+    open_page(page, server.url, f"/Train?job={job_id}&key=exploding-key", "🏋️ Train a network")
+    failed = page.get_by_test_id("stAlert").filter(has_text="Training failed")
+    expect(failed).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
+    expect(failed).to_contain_text(
+        re.compile(r"the loss exploded to [\d,]+ \(random guessing scores 2\.3\) at epoch 1, "
+                   r"batch [\d,]+: lower the learning rate \(now 10\)")
+    )  # fmt: skip
+    expect(page.get_by_text(re.compile("the loss exploded"))).to_have_count(1)  # said once
+    expect(page.get_by_text("Epoch 0 of 5 done")).to_be_visible()
+    # The form shows the job's settings, its learning rate too, though not one of the slider's.
+    expect(page.get_by_test_id("stSlider").filter(has_text="Learning rate")).to_contain_text("10")
+    assert store.get(job_id).state is JobState.FAILED
+    assert_no_exception(page)
+    screenshot(page, "train-diverged")
+
+
 def test_kill_9_of_the_server_keeps_queued_jobs_and_resumes_the_running_one(
     page: Page, tmp_path: Path
 ) -> None:
