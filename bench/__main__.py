@@ -320,6 +320,18 @@ def rows(results: dict) -> list[tuple[str, ...]]:
                     verdict(f["ratio"], v["target_faithfulness"], True),
                 )
             )
+        m = v["epoch_matrices"]
+        out.append(
+            (
+                f"per-epoch confusion matrix, cnn: scoring / epoch ({m['validation_images']:,} "
+                "val. img)",
+                f"{m['scoring_percent_of_epoch']:.1f}%",
+                f"{m['keras_validation_percent_of_epoch']:.1f}% (Keras's val.)",
+                f"{m['matrix_cost_percent_of_epoch']:+.1f} pts",
+                f"<= +{m['target_percent']:.0f} pts",
+                verdict(m["matrix_cost_percent_of_epoch"], m["target_percent"], False),
+            )
+        )
         for method, label in (("auto", "Grad-CAM"), ("integrated gradients", "int. gradients")):
             out.append(
                 (f"one map through the service, cnn-bn, {label}",

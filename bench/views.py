@@ -1,5 +1,5 @@
-"""Views inside the network (issue 9): how faithful the "Why this answer?" maps are, and
-what one costs through the inference service.
+"""Views inside the network (issue 9): how faithful the "Why this answer?" maps are, what
+one costs through the inference service, and what the per-epoch confusion matrices cost.
 
 Faithfulness: on test images, the predicted class's probability drop when the 20% most
 salient pixels of a map are blanked, over the drop when as many random pixels are. A
@@ -59,9 +59,67 @@ PROBE = """
     print(json.dumps(out))
 """
 
+# The per-epoch confusion matrices: the callback scores the validation images itself (the
+# matrix comes from the same forward pass); against the epoch, and against Keras's own
+# validation pass (model.evaluate) on the same images.
+MATRIX_PROBE = """
+    import json, time
+    import numpy as np
+    from fmnist.data import load_dataset
+    from fmnist.ml import engine
+    from fmnist.schema import TrainConfig
+
+    class Sink:
+        def __init__(self): self.epochs = []
+        def phase(self, text): pass
+        def started(self, device, batches): pass
+        def batch(self, done, rate, eta, point): pass
+        def epoch_end(self, metrics): self.epochs.append(metrics)
+        def checkpoint(self, model, epoch): pass
+        def evaluating(self): pass
+        def should_stop(self): return False
+
+    ds = load_dataset(allow_download=False)
+    config = TrainConfig(network="cnn", epochs={epochs}, limit={limit})
+    sink = Sink()
+    model, record = engine.train(config, ds, sink)
+    _, _, x_val, y_val = engine.split_data(ds, config)
+    inputs = x_val[..., None].astype("float32") / 255.0
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.evaluate(inputs, y_val, batch_size=256, verbose=0)  # traced once
+    keras_seconds = []
+    for _ in range(3):
+        started = time.perf_counter()
+        model.evaluate(inputs, y_val, batch_size=256, verbose=0)
+        keras_seconds.append(time.perf_counter() - started)
+    later = sink.epochs[1:]  # the first epoch also traces the scoring
+    print(json.dumps({{
+        "network": "cnn", "train_images": record.train_images, "validation_images": len(y_val),
+        "epoch_seconds": float(np.median([m.seconds for m in later])),
+        "scoring_with_matrix_seconds": float(np.median([m.val_seconds for m in later])),
+        "keras_validation_seconds": float(np.median(keras_seconds)),
+    }}))
+"""
+MATRIX_TARGET_PERCENT = 3.0
+
+
+def matrix_cost(epochs: int = 3, limit: int = 20_000) -> dict:
+    say(f"views: per-epoch confusion matrices, cnn {limit:,} images x {epochs} epochs")
+    probe = textwrap.dedent(MATRIX_PROBE.format(epochs=epochs, limit=limit))
+    out = run_python(["-c", probe], timeout=1200)
+    epoch = out["epoch_seconds"]
+    out["scoring_percent_of_epoch"] = 100 * out["scoring_with_matrix_seconds"] / epoch
+    out["keras_validation_percent_of_epoch"] = 100 * out["keras_validation_seconds"] / epoch
+    out["matrix_cost_percent_of_epoch"] = (
+        out["scoring_percent_of_epoch"] - out["keras_validation_percent_of_epoch"]
+    )
+    out["target_percent"] = MATRIX_TARGET_PERCENT
+    return out
+
 
 def run() -> dict:
     say(f"views: faithfulness of the maps on {IMAGES} test images, time per map")
     out = run_python(["-c", textwrap.dedent(PROBE.format(images=IMAGES))], timeout=1200)
     out["target_faithfulness"] = FAITHFULNESS_TARGET
+    out["epoch_matrices"] = matrix_cost()
     return out

@@ -157,9 +157,17 @@ class EpochMetrics:
     val_accuracy: float | None = None
     seconds: float = 0.0
     learning_rate: float | None = None
+    # The validation images' confusion matrix after this epoch (rows: true class), and
+    # the seconds that scoring them took (part of ``seconds``).
+    val_confusion: list[list[int]] | None = None
+    val_seconds: float | None = None
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def scores(self) -> dict[str, float]:
+        """The numbers of run.json's history (the matrices are kept beside it)."""
+        return {k: v for k, v in self.as_dict().items() if k != "val_confusion"}
 
 
 @dataclass(frozen=True)
@@ -242,6 +250,8 @@ class RunRecord:
     # Fraction of the last epoch done when a Stop ended it part-way (0 = whole epochs).
     partial_epoch: float = 0.0
     job_id: str = ""
+    # One confusion matrix of the validation images per completed epoch, in order.
+    validation_confusion_matrices: list[list[list[int]]] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

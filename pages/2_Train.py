@@ -1,9 +1,11 @@
 """Train: pick a network, train it in a worker process, watch it learn, keep and compare runs."""
 
+import numpy as np
 import streamlit as st
 
-from fmnist import charts, runs, ui
+from fmnist import charts, evaluation, runs, ui
 from fmnist.client import JobNotFoundError, NotOwnerError, new_token
+from fmnist.data import CLASS_NAMES
 from fmnist.networks import NETWORKS
 from fmnist.schema import LR_SCHEDULES, OPTIMIZERS, JobState, JobView, TrainConfig
 
@@ -292,6 +294,37 @@ def draw_curves(job_id: str) -> None:
         "Running: the average over the epoch so far, as Keras reports it; it restarts "
         "at each epoch, hence the step. Dots: whole epochs. Validation: held-out images."
     )
+    draw_epoch_confusion(job)
+
+
+def draw_epoch_confusion(job: JobView) -> None:
+    """The validation images' confusion matrix after the latest epoch; once the training
+    has ended, a slider replays the epochs: which confusions resolve, which stay."""
+    matrices = {m.epoch: np.array(m.val_confusion) for m in job.history if m.val_confusion}
+    if not matrices:
+        return
+    epochs = list(matrices)
+    epoch = epochs[-1]
+    if not job.state.active and len(epochs) > 1:
+        epoch = st.select_slider(
+            "Replay the epochs", epochs, value=epoch, key=f"{KEY}matrix_epoch_{job.id}"
+        )
+    st.markdown(f"**Validation images after epoch {epoch}**: the share of each true class")
+    matrix = matrices[epoch]
+    st.plotly_chart(charts.confusion_heatmap(matrix, normalised=True), key=KEY + "epoch_matrix")
+    first = matrices[epochs[0]]
+    shares, first_shares = evaluation.normalise_rows(matrix), evaluation.normalise_rows(first)
+    pairs = evaluation.most_confused_pairs(matrix)
+    lines = []
+    for true, predicted, _ in sorted(pairs, key=lambda pair: -shares[pair[0], pair[1]])[:3]:
+        then = first_shares[true, predicted]
+        since = f" (after epoch {epochs[0]}: {then:.0%})" if epoch != epochs[0] else ""
+        lines.append(
+            f"- **{CLASS_NAMES[true]}** taken for **{CLASS_NAMES[predicted]}**: "
+            f"{shares[true, predicted]:.0%}{since}"
+        )
+    if lines:
+        st.markdown("Most confused now:\n" + "\n".join(lines))
 
 
 def draw_controls(job: JobView) -> None:

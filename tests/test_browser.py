@@ -95,7 +95,19 @@ def test_train_mlp_to_done(page: Page, server: Server) -> None:
     screenshot(page, "train-running")
     expect(page.get_by_text("Saved as run")).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
     expect(page.get_by_text("Epoch 2 of 2 done")).to_be_visible()
-    expect(page.locator(".js-plotly-plot")).to_have_count(1)  # the training curves
+    # The curves, and the validation images' confusion matrix after the last epoch.
+    expect(page.locator(".js-plotly-plot")).to_have_count(2)
+    expect(page.get_by_text("Validation images after epoch 2")).to_be_visible()
+    matrix = page.locator(".st-key-train_epoch_matrix .js-plotly-plot")
+    after_two = matrix.locator(".heatmaplayer").inner_html()
+    # The slider replays the first epoch's matrix.
+    replay = page.get_by_test_id("stSlider").filter(has_text="Replay the epochs")
+    replay.get_by_role("slider").focus()
+    replay.get_by_role("slider").press("ArrowLeft")
+    expect(page.get_by_text("Validation images after epoch 1")).to_be_visible()
+    expect(page.get_by_text("Most confused now:")).to_be_visible()
+    page.wait_for_timeout(500)
+    assert matrix.locator(".heatmaplayer").inner_html() != after_two
     # The runs table opens by itself when the session's training has saved its run.
     expect(page.get_by_test_id("stDataFrame").filter(has_text="images/s")).to_be_visible()
     assert len([p for p in models.glob("*-mlp-*/run.json")]) == 1

@@ -212,6 +212,34 @@ def test_mirrored_strategy_over_two_logical_devices(tmp_path: Path) -> None:
     assert result["accuracy"] > 0.5
 
 
+def test_each_epoch_keeps_its_validation_confusion_matrix_and_early_stopping_reads_it(
+    dataset: Dataset, models_dir: Path
+) -> None:
+    config = TrainConfig(network="mlp", epochs=3, limit=3000, early_stopping_patience=2)
+    sink = ListSink()
+    model, record = engine.train(config, dataset, sink)
+    assert [m.epoch for m in sink.epochs] == [1, 2, 3]
+    _, _, x_val, y_val = engine.split_data(dataset, config)
+    for metrics in sink.epochs:
+        matrix = np.array(metrics.val_confusion)
+        assert matrix.shape == (10, 10) and matrix.sum() == len(y_val) == 300
+        assert np.array_equal(matrix.sum(axis=1), np.bincount(y_val, minlength=10))
+        assert np.trace(matrix) / 300 == pytest.approx(metrics.val_accuracy)
+        assert 0 <= metrics.val_seconds < metrics.seconds
+    # EarlyStopping read the val_loss this callback put in the logs: it kept the weights of
+    # the best epoch, whose scores Keras finds again on the validation images.
+    keras_loss, keras_accuracy = model.evaluate(x_val[..., None] / 255.0, y_val, verbose=0)
+    best = min(sink.epochs, key=lambda m: m.val_loss)
+    assert best.val_loss == pytest.approx(keras_loss, rel=1e-3)
+    assert best.val_accuracy == pytest.approx(keras_accuracy, abs=1e-6)
+    assert record.validation_confusion_matrices == [m.val_confusion for m in sink.epochs]
+    assert all("val_confusion" not in entry for entry in record.history)
+    # run.json keeps them, and reads back through the checks of a record from disk.
+    runs.save_run(model, record.to_dict(), models_dir)
+    saved = runs.read_record(record.run_id, models_dir)
+    assert saved["validation_confusion_matrices"] == record.validation_confusion_matrices
+
+
 def test_a_learning_rate_of_10_ends_the_training_at_once_in_one_line(dataset: Dataset) -> None:
     # The tutorial network's loss explodes within the first epoch (to 900-60,000 with sgd,
     # rmsprop or adam), then sits at chance with dead units: nothing more to learn.

@@ -6,8 +6,11 @@ import math
 import time
 
 import keras
+import numpy as np
 
+from fmnist import evaluation
 from fmnist.messages import PlainError
+from fmnist.ml.inference import predict_probabilities
 from fmnist.schema import LIVE_POINTS_PER_EPOCH, EpochMetrics, LivePoint, ProgressSink
 
 # The cross-entropy of guessing every class alike is ln 10 = 2.3. A running loss 100
@@ -31,9 +34,16 @@ class ProgressCallback(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, sink: ProgressSink, batches: int, batch_size: int, epochs: int, initial_epoch: int = 0
+        self,
+        sink: ProgressSink,
+        batches: int,
+        batch_size: int,
+        epochs: int,
+        initial_epoch: int = 0,
+        validation: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         super().__init__()
+        self.validation = validation
         self.sink = sink
         self.batches = batches
         self.batch_size = batch_size
@@ -119,9 +129,18 @@ class ProgressCallback(keras.callbacks.Callback):
             # A stop ended this epoch part-way: it is not a completed epoch.
             self.partial_epoch = self.done / self.batches
             return
+        confusion, val_seconds = None, None
+        if self.validation is not None:
+            scored = time.perf_counter()
+            scores = evaluation.score(
+                _probabilities(self.model, self.validation[0]), self.validation[1]
+            )
+            # Keras's names, so that EarlyStopping (after this callback) reads them.
+            logs["val_loss"], logs["val_accuracy"] = scores.log_loss, scores.accuracy
+            confusion = scores.confusion_matrix.tolist()
+            val_seconds = round(time.perf_counter() - scored, 3)
         seconds = time.perf_counter() - self.epoch_started
         self.epoch_seconds.append(seconds)
-        learning_rate = self._learning_rate()
         metrics = EpochMetrics(
             epoch=epoch + 1,
             loss=float(logs["loss"]),
@@ -129,8 +148,21 @@ class ProgressCallback(keras.callbacks.Callback):
             val_loss=float(logs["val_loss"]) if "val_loss" in logs else None,
             val_accuracy=float(logs["val_accuracy"]) if "val_accuracy" in logs else None,
             seconds=round(seconds, 3),
-            learning_rate=learning_rate,
+            learning_rate=self._learning_rate(),
+            val_confusion=confusion,
+            val_seconds=val_seconds,
         )
         self.history.append(metrics)
         self.sink.epoch_end(metrics)
         self.sink.checkpoint(self.model, epoch + 1)
+
+
+def _probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Softmax of uint8 pictures in chunks of 1,024 through one traced forward pass: no
+    tf.data pipeline per call, and a bounded memory for the activations."""
+    return np.concatenate(
+        [
+            predict_probabilities(model, images[start : start + 1024], refuse_non_finite=False)
+            for start in range(0, len(images), 1024)
+        ]
+    )

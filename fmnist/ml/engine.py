@@ -137,7 +137,6 @@ def train(
     batches = math.ceil(len(y_train) / config.batch_size)
     steps_per_execution = config.steps_per_execution or auto_steps_per_execution(batches)
     train_ds = make_pipeline(x_train, y_train, config.batch_size, config.seed + initial_epoch)
-    val_ds = make_pipeline(x_val, y_val, max(config.batch_size, 256), None) if len(y_val) else None
 
     sink.phase("building the network")
     if use_mixed:
@@ -149,11 +148,19 @@ def train(
         if use_mixed:
             keras.mixed_precision.set_global_policy("float32")
 
+    # The callback scores the validation images itself after each epoch, instead of
+    # Keras's validation pass: the same forward pass also gives the epoch's confusion
+    # matrix. It comes first, so EarlyStopping reads the val_loss it adds to the logs.
     progress = ProgressCallback(
-        sink, batches, config.batch_size, config.epochs, initial_epoch=initial_epoch
+        sink,
+        batches,
+        config.batch_size,
+        config.epochs,
+        initial_epoch=initial_epoch,
+        validation=(x_val, y_val) if len(y_val) else None,
     )
     callbacks: list[keras.callbacks.Callback] = [progress]
-    if config.early_stopping_patience and val_ds is not None:
+    if config.early_stopping_patience and len(y_val):
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss",
@@ -169,7 +176,6 @@ def train(
             train_ds,
             epochs=config.epochs,
             initial_epoch=initial_epoch,
-            validation_data=val_ds,
             callbacks=callbacks,
             shuffle=False,  # the pipeline shuffles already
             verbose=0,
@@ -196,7 +202,8 @@ def train(
         command=config.command,
         status=(JobState.STOPPED if stopped else JobState.DONE).value,
         epochs_completed=len(history),
-        history=[m.as_dict() for m in history],
+        history=[m.scores() for m in history],
+        validation_confusion_matrices=[m.val_confusion for m in history if m.val_confusion],
         test_loss=scores.log_loss,
         test_accuracy=scores.accuracy,
         confusion_matrix=scores.confusion_matrix.tolist(),
