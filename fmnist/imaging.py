@@ -274,9 +274,7 @@ def prepare_upload(file_name: str, payload: bytes) -> PreparedImage:
     """Never raises for a bad picture: the reason goes into ``error``."""
     prepared = PreparedImage(file=file_name, true_label=label_from_filename(file_name))
     try:
-        prepared.pixels, prepared.original, prepared.inverted, prepared.square = preprocess(
-            payload
-        )
+        prepared.pixels, prepared.original, prepared.inverted, prepared.square = preprocess(payload)
     except ImageError as error:
         prepared.error = str(error)
     except MemoryError:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 from PIL import Image
+from streamlit_drawable_canvas import st_canvas
 
 from fmnist import charts, config, evaluation, imaging, inference_client, predictor, runs, ui
 from fmnist import uploads as kept
@@ -22,7 +23,10 @@ from fmnist.inference_protocol import AUTO, GRAD_CAM, INTEGRATED_GRADIENTS
 ui.setup_page("Predict", "🔮")
 KEY = "predict_"
 GREEN, RED = (44, 160, 44), (214, 39, 40)
-TABS = ["📤 Your pictures", "🎲 A test image", "🧮 Confusion matrix", "🖼️ Gallery"]
+TABS = [
+    "📤 Your pictures", "✏️ Draw", "🎲 A test image", "🧮 Confusion matrix", "🖼️ Gallery",
+]  # fmt: skip
+CANVAS_SIZE = 280  # ten screen pixels per input pixel
 NO_CLASS = -1  # the "—" of the True class boxes (None would mean "nothing chosen" there)
 TRUE_CLASS_OPTIONS = [NO_CLASS, *range(len(CLASS_NAMES))]
 
@@ -323,6 +327,54 @@ def draw_uploads(model: ModelRef) -> None:
         )
 
 
+# -- Draw a garment -----------------------------------------------------------------------
+
+
+def draw_canvas(model: ModelRef) -> None:
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        st.markdown("**Draw a garment, a shoe or a bag** in black, as on paper.")
+        strokes = st_canvas(
+            stroke_width=st.slider("Pen width", 6, 40, 18, key=KEY + "pen"),
+            stroke_color="#000000",
+            background_color="#ffffff",
+            height=CANVAS_SIZE,
+            width=CANVAS_SIZE,
+            drawing_mode="freedraw",
+            return_image_data=True,
+            key=KEY + "canvas",
+        )
+        st.caption(
+            "Fill the shape in: the network learned from photos of whole garments, not "
+            "outlines. The bin above the canvas clears it; the arrows undo and redo a stroke."
+        )
+    drawing = strokes.image_bytes if strokes is not None else None
+    with right:
+        if not drawing:
+            st.info("The network's answer appears here as you draw.", icon="✏️")
+            return
+        # The same preprocessing as a photo: white paper is inverted to black, the
+        # strokes become the light object, cropped and scaled to 28x28.
+        prepared = imaging.prepare_upload("drawing.png", drawing)
+        if prepared.error:
+            st.info("Draw something: the canvas is still empty.", icon="✏️")
+            return
+        (result,) = predictor.predict_prepared(
+            [prepared],
+            lambda pixels: inference_client.predict(model, pixels),
+            ui.unlikeness_if_known(),
+        )
+        seen, verdict = st.columns([1, 2])
+        seen.image(
+            imaging.enlarge(prepared.pixels, 6),
+            caption="what the network sees (28×28)",
+            width="stretch",
+        )
+        with verdict:
+            draw_prediction(result, None)
+    draw_why(model, prepared.pixels, result["label"], KEY + "why_drawing", "drawing")
+
+
 # -- A test image, the confusion matrix, the gallery -------------------------------------
 
 
@@ -453,6 +505,11 @@ def uploads_tab(model: ModelRef) -> None:
 
 
 @st.fragment
+def canvas_tab(model: ModelRef) -> None:
+    guarded(draw_canvas, model)
+
+
+@st.fragment
 def test_image_tab(model: ModelRef) -> None:
     guarded(draw_test_image, model, needs_dataset=True)
 
@@ -480,7 +537,7 @@ def draw_predict() -> None:
     # Lazy tabs: only the open one runs; switching tabs reruns the page.
     tabs = st.tabs(TABS, key=KEY + "tab", on_change="rerun")
     for tab, draw in zip(
-        tabs, (uploads_tab, test_image_tab, confusion_tab, gallery_tab), strict=True
+        tabs, (uploads_tab, canvas_tab, test_image_tab, confusion_tab, gallery_tab), strict=True
     ):
         if tab.open:
             with tab:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import re
 import statistics
@@ -593,4 +594,48 @@ def test_why_this_answer_maps_the_push_towards_any_class(
     settle(page)
     expect(panel.get_by_test_id("stExpander").get_by_test_id("stImage")).to_have_count(1)
     expect(panel).to_contain_text("raised the score of Ankle boot")  # test image #0
+    assert_no_exception(page)
+
+
+# -- draw a garment -----------------------------------------------------------------------------
+
+
+def stroke(page: Page, canvas: Locator, points: list[tuple[float, float]]) -> None:
+    """One pen stroke through ``points`` (fractions of the canvas), as a mouse draws it."""
+    box = canvas.bounding_box()
+    assert box is not None
+    at = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for start, end in itertools.pairwise(at):
+        for step in range(1, 6):
+            t = step / 5
+            page.mouse.move(start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1]))
+    page.mouse.up()
+
+
+def test_a_drawing_is_predicted_as_it_is_drawn(page: Page, server: Server) -> None:
+    open_page(page, server.url, "/Predict", "🔮 Predict")
+    open_tab(page, "✏️ Draw")
+    panel = page.get_by_role("tabpanel", name="✏️ Draw")
+    expect(panel).to_contain_text("The network's answer appears here as you draw.")
+    canvas = panel.locator("canvas").last  # Fabric.js draws on its upper canvas
+    expect(canvas).to_be_visible(timeout=30_000)
+    # Trousers: a waistband and two long legs, in black on white.
+    stroke(page, canvas, [(0.3, 0.1), (0.7, 0.1)])
+    settle(page)
+    seen = panel.get_by_test_id("stImage").filter(has_text="what the network sees")
+    expect(seen).to_be_visible()
+    stroke(page, canvas, [(0.32, 0.12), (0.3, 0.9)])
+    stroke(page, canvas, [(0.68, 0.12), (0.7, 0.9)])
+    stroke(page, canvas, [(0.5, 0.15), (0.42, 0.9)])
+    stroke(page, canvas, [(0.5, 0.15), (0.58, 0.9)])
+    settle(page)
+    pixels = shown_image(page, seen)
+    # The strokes came out light on black, as Fashion-MNIST's pictures are.
+    assert pixels.mean() < 128 and pixels.max() > 200
+    verdict = panel.get_by_test_id("stMarkdown").filter(has_text="%").first
+    expect(verdict).to_contain_text(re.compile(r"(" + "|".join(CLASS_NAMES) + r") — \d"))
+    expect(panel.get_by_text("🔎 Why this answer?")).to_be_visible()
+    screenshot(page, "predict-draw")
     assert_no_exception(page)

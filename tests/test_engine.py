@@ -286,7 +286,8 @@ def test_a_diverged_job_fails_with_that_line_and_saves_no_run(
     )
     assert run_job(store, store.get(job_id), dataset) is JobState.FAILED
     job = store.get(job_id)
-    assert job.message.startswith("the loss exploded to ") and "lower the learning rate" in job.message
+    assert job.message.startswith("the loss exploded to ")
+    assert "lower the learning rate" in job.message
     assert not list(models_dir.iterdir())
 
 
