@@ -412,3 +412,27 @@ def heat_legend_html(stops: np.ndarray) -> str:
         f'{gradient})"></div><div style="display:flex;justify-content:space-between;'
         'font-size:0.8rem;opacity:0.8"><span>none</span><span>strongest</span></div>'
     )
+
+
+def layer_separation(stages: Sequence[Any]) -> go.Figure:
+    """Nearest-class-mean accuracy at each stage (``.name``, ``.kind``, ``.accuracy``)."""
+    names = [html.escape(stage.name) for stage in stages]  # an imported model names them
+    figure = go.Figure(
+        go.Scatter(
+            x=names,
+            y=[stage.accuracy for stage in stages],
+            mode="lines+markers+text",
+            text=[f"{stage.accuracy:.0%}" for stage in stages],
+            textposition="top center",
+            customdata=[html.escape(stage.kind) for stage in stages],
+            hovertemplate="%{x}: %{customdata}<br>%{y:.1%}<extra></extra>",
+            line=dict(color=TRAIN_COLOUR),
+        )
+    )
+    figure.update_layout(
+        height=300,
+        margin=dict(t=20, b=10, l=10, r=10),
+        yaxis=dict(range=[0, 1.08], tickformat=".0%", title="nearest class average right"),
+        xaxis=dict(title="layer, from the input to the output"),
+    )
+    return figure

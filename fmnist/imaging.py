@@ -358,6 +358,41 @@ def heat_on_original(
     return heat_overlay(np.asarray(original.convert("RGB")), layer)
 
 
+def mosaic(
+    maps: np.ndarray, columns: int, scale: int, signed: bool = False, gap: int = 2
+) -> np.ndarray:
+    """(H, W, N) maps -> one RGB picture of N tiles in rows of ``columns``, each tile on its
+    own scale: activations on the heat scale (dark: none, yellow: the map's strongest),
+    weights (``signed``) blue below zero, white at zero, red above."""
+    height, width, count = maps.shape
+    rows = -(-count // columns)
+    tile_h, tile_w = height * scale, width * scale
+    out = np.full(
+        (rows * (tile_h + gap) - gap, columns * (tile_w + gap) - gap, 3), 255, dtype=np.uint8
+    )
+    for index in range(count):
+        values = maps[:, :, index].astype(np.float64)
+        if signed:
+            reach = np.abs(values).max() or 1.0
+            colours = _diverging(values / reach)
+        else:
+            low, high = values.min(), values.max()
+            colours = heat_colours((values - low) / (high - low) if high > low else values * 0)
+        row, column = divmod(index, columns)
+        top, left = row * (tile_h + gap), column * (tile_w + gap)
+        out[top : top + tile_h, left : left + tile_w] = enlarge(colours, scale)
+    return out
+
+
+def _diverging(values: np.ndarray) -> np.ndarray:
+    """Values in [-1, 1] -> RGB: blue (-1), white (0), red (1)."""
+    blue, red = np.array([33, 102, 172]), np.array([178, 24, 43])
+    white = np.array([247, 247, 247])
+    weight = np.abs(values)[..., None]
+    ends = np.where(values[..., None] < 0, blue, red)
+    return (white * (1 - weight) + ends * weight).round().astype(np.uint8)
+
+
 def png_data_uri(pixels: np.ndarray) -> str:
     """A small uint8 picture as a PNG ``data:`` URI, for pictures written into a page's HTML."""
     buffer = io.BytesIO()

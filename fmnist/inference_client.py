@@ -38,17 +38,23 @@ from fmnist.inference_protocol import (
     CHECK,
     ERROR,
     EXPLAIN,
+    FEATURE_MAPS,
+    FIRST_LAYER,
     IMPORT,
     MODEL_ERROR,
     OK,
     PING,
     PREDICT,
     READY,
+    SEPARATION,
     TEST_PROBABILITIES,
     UNKNOWN_MODEL,
     Explanation,
+    FirstLayer,
     ImportedModel,
     InferenceError,
+    LayerMaps,
+    LayerSeparation,
     ModelError,
     ModelInfo,
     ModelRef,
@@ -60,9 +66,12 @@ from fmnist.inference_protocol import (
 
 __all__ = [
     "Explanation",
+    "FirstLayer",
     "ImportedModel",
     "InferenceClient",
     "InferenceError",
+    "LayerMaps",
+    "LayerSeparation",
     "ModelError",
     "ModelInfo",
     "ModelRef",
@@ -193,6 +202,19 @@ class InferenceClient:
         return self._call_model(
             EXPLAIN, ref, np.ascontiguousarray(pixels), int(class_index), method
         )
+
+    def feature_maps(self, ref: ModelRef, pixels: np.ndarray) -> list[LayerMaps]:
+        """Each convolution block's and pooling layer's maps for one 28x28 picture."""
+        pixels = np.asarray(pixels)
+        if pixels.dtype != np.uint8 or pixels.shape != (28, 28):
+            raise ValueError(f"expected one uint8 28x28 picture, got {pixels.dtype} {pixels.shape}")
+        return self._call_model(FEATURE_MAPS, ref, np.ascontiguousarray(pixels))
+
+    def first_layer(self, ref: ModelRef) -> FirstLayer | None:
+        return self._call_model(FIRST_LAYER, ref)
+
+    def separation(self, ref: ModelRef) -> list[LayerSeparation]:
+        return self._call_model(SEPARATION, ref)
 
     def service_pid(self) -> int | None:
         process = self._process
@@ -395,6 +417,18 @@ def test_probabilities(ref: ModelRef) -> np.ndarray:
 
 def explain(ref: ModelRef, pixels: np.ndarray, class_index: int, method: str = AUTO) -> Explanation:
     return _client.explain(ref, pixels, class_index, method)
+
+
+def feature_maps(ref: ModelRef, pixels: np.ndarray) -> list[LayerMaps]:
+    return _client.feature_maps(ref, pixels)
+
+
+def first_layer(ref: ModelRef) -> FirstLayer | None:
+    return _client.first_layer(ref)
+
+
+def separation(ref: ModelRef) -> list[LayerSeparation]:
+    return _client.separation(ref)
 
 
 def service_pid() -> int | None:

@@ -29,6 +29,9 @@ IMPORT = "import"  # (sha256 digest, payload) -> ModelInfo
 PREDICT = "predict"  # (ModelRef, uint8 (N, 28, 28)) -> float64 (N, 10)
 TEST_PROBABILITIES = "test_probabilities"  # ModelRef -> float64 (10000, 10)
 EXPLAIN = "explain"  # (ModelRef, uint8 (28, 28), class index, method) -> Explanation
+FEATURE_MAPS = "feature_maps"  # (ModelRef, uint8 (28, 28)) -> list[LayerMaps]
+FIRST_LAYER = "first_layer"  # ModelRef -> FirstLayer | None
+SEPARATION = "separation"  # ModelRef -> list[LayerSeparation] (on 2,000 test images)
 
 # How an Explanation is computed: "auto" is Grad-CAM where the network has a
 # convolution, integrated gradients otherwise.
@@ -103,6 +106,35 @@ class Explanation:
     heatmap: Any  # float32 (28, 28) in [0, 1]: 1 where the push was strongest
     method: str  # GRAD_CAM or INTEGRATED_GRADIENTS: how it was computed
     class_index: int
+
+
+@dataclass(frozen=True)
+class LayerMaps:
+    """One layer's maps for one picture."""
+
+    name: str
+    kind: str  # its type and output shape, in words
+    maps: Any  # float32 (H, W, shown): the first maps only
+    total: int  # how many maps the layer has
+
+
+@dataclass(frozen=True)
+class FirstLayer:
+    """What the first layer learned, as pictures."""
+
+    name: str
+    kind: str  # "filters" (kh, kw, n) of a convolution, or "templates" (28, 28, n) of a dense layer
+    weights: Any  # float32
+    class_templates: Any  # float32 (28, 28, 10) for a network of dense layers only, else None
+
+
+@dataclass(frozen=True)
+class LayerSeparation:
+    """How well the classes stand apart at one layer: nearest-class-mean accuracy."""
+
+    name: str
+    kind: str
+    accuracy: float
 
 
 def send(connection: Connection, message: tuple[Any, ...]) -> None:

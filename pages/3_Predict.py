@@ -392,6 +392,73 @@ def draw_test_image(model: ModelRef) -> None:
     with right:
         draw_prediction(result, true_label)
     draw_why(model, ds.x_test[index], result["label"], f"{KEY}why_test", str(index))
+    draw_inside(model, ds.x_test[index], f"{KEY}inside_test")
+
+
+def draw_inside(model: ModelRef, pixels: np.ndarray, key: str) -> None:
+    """Each layer's maps for the picture, what the first layer learned, and how the classes
+    separate from layer to layer; computed once the user opens it."""
+    box = st.expander("🧠 Inside the network", key=key + "_open", on_change="rerun")
+    if not box.open:
+        return
+    with box:
+        layers = inference_client.feature_maps(model, pixels)
+        if layers:
+            st.markdown("**What each layer makes of this picture** (bright: strongly active)")
+        for layer in layers:
+            shown = layer.maps.shape[-1]
+            more = f", the first {shown} shown" if shown < layer.total else ""
+            picture, words = st.columns([3, 1])
+            scale = max(1, 56 // layer.maps.shape[0])  # small maps drawn bigger
+            picture.image(imaging.mosaic(layer.maps, 16, scale), width="stretch")
+            words.caption(f"**{ui.plain(layer.name)}**: {layer.kind}{more}")
+        draw_first_layer(model)
+        draw_separation(model)
+
+
+def draw_first_layer(model: ModelRef) -> None:
+    first = inference_client.first_layer(model)
+    if first is None:
+        return
+    count = first.weights.shape[-1]
+    if first.kind == "filters":
+        size = first.weights.shape[0]
+        st.markdown(
+            f"**What the first layer learned**: its {count} filters of {size}×{size} pixels, "
+            "each slid over the picture (red: adds brightness there, blue: subtracts)"
+        )
+        st.image(imaging.mosaic(first.weights, 16, 40 // size, signed=True), width="stretch")
+        return
+    shown = min(count, 32)
+    st.markdown(
+        f"**What the first layer learned**: the 784 weights of each of its {count} units as a "
+        f"28×28 picture (the first {shown}; red: bright pixels there raise the unit, blue: "
+        "lower it)"
+    )
+    st.image(imaging.mosaic(first.weights[:, :, :shown], 16, 2, signed=True), width="stretch")
+    if first.class_templates is not None:
+        st.markdown(
+            "**Each class's template**: the weight matrices multiplied together, as if the "
+            "network had no activation functions: the classic picture of what it learned"
+        )
+        st.html(
+            charts.image_grid_html(
+                [imaging.mosaic(first.class_templates[:, :, [c]], 1, 1, signed=True)
+                 for c in range(len(CLASS_NAMES))],
+                CLASS_NAMES,
+                [""] * len(CLASS_NAMES),
+                len(CLASS_NAMES),
+            )
+        )  # fmt: skip
+
+
+def draw_separation(model: ModelRef) -> None:
+    stages = inference_client.separation(model)
+    st.markdown(
+        "**Layer by layer, how the classes stand apart**: on 2,000 test images, how often the "
+        "nearest class average at that layer is the right class"
+    )
+    st.plotly_chart(charts.layer_separation(stages), key=KEY + "separation")
 
 
 def draw_confusion(model: ModelRef) -> None:

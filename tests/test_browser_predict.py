@@ -639,3 +639,24 @@ def test_a_drawing_is_predicted_as_it_is_drawn(page: Page, server: Server) -> No
     expect(panel.get_by_text("🔎 Why this answer?")).to_be_visible()
     screenshot(page, "predict-draw")
     assert_no_exception(page)
+
+
+def test_inside_the_network_shows_each_layer_the_filters_and_the_separation(
+    page: Page, server: Server
+) -> None:
+    open_page(page, server.url, "/Predict", "🔮 Predict")
+    open_tab(page, "🎲 A test image")
+    panel = page.get_by_role("tabpanel", name="🎲 A test image")
+    panel.get_by_text("🧠 Inside the network").click()
+    settle(page)
+    inside = panel.get_by_test_id("stExpander").filter(has_text="Inside the network")
+    expect(inside).to_contain_text("What each layer makes of this picture")
+    # The shipped cnn-bn: three convolution blocks and two pooling layers, then its filters.
+    expect(inside.get_by_test_id("stImage")).to_have_count(6, timeout=30_000)
+    expect(inside).to_contain_text("MaxPooling2D, 7×7, 64 maps, the first 32 shown")
+    expect(inside).to_contain_text("its 32 filters of 3×3 pixels")
+    chart = inside.locator(".js-plotly-plot")
+    expect(chart).to_be_visible()
+    expect(chart).to_contain_text("pixels")
+    screenshot(page, "predict-inside")
+    assert_no_exception(page)

@@ -36,15 +36,19 @@ from fmnist.inference_protocol import (
     CHECK,
     ERROR,
     EXPLAIN,
+    FEATURE_MAPS,
+    FIRST_LAYER,
     IMPORT,
     MODEL_ERROR,
     OK,
     PING,
     PREDICT,
     READY,
+    SEPARATION,
     TEST_PROBABILITIES,
     UNKNOWN_MODEL,
     ImportedModel,
+    LayerSeparation,
     ModelError,
     ModelInfo,
     ModelRef,
@@ -54,13 +58,16 @@ from fmnist.inference_protocol import (
     send,
 )
 from fmnist.messages import first_line, short
-from fmnist.ml import inference, saliency
+from fmnist.ml import inference, inside, saliency
 
 MAX_MODELS = 6
 # Imported files are kept as bytes too, so an imported model pushed out of the
 # model cache can be loaded again without the server sending the file again.
 MAX_PAYLOADS = 4
 MAX_TEST_PROBABILITIES = 6
+# Test images behind the layer-by-layer separation: half give the class means, half are
+# classified by them.
+SEPARATION_IMAGES = 2000
 # How often an idle service checks that the server is still its parent.
 PARENT_CHECK_S = 0.5
 # The most address space the service may add to what it holds once TensorFlow
@@ -104,6 +111,7 @@ class InferenceService:
         self._models: _Lru[keras.Model] = _Lru(MAX_MODELS)
         self._payloads: _Lru[bytes] = _Lru(MAX_PAYLOADS)
         self._test_probabilities: _Lru[np.ndarray] = _Lru(MAX_TEST_PROBABILITIES)
+        self._separations: _Lru[list[LayerSeparation]] = _Lru(MAX_TEST_PROBABILITIES)
         self._dataset: data.Dataset | None = None
         self.info = ServiceInfo(
             pid=os.getpid(),
@@ -138,6 +146,16 @@ class InferenceService:
         if op == TEST_PROBABILITIES:
             (ref,) = args
             return self.test_probabilities(ref)
+        if op == FEATURE_MAPS:
+            ref, pixels = args
+            (picture,) = _checked_pixels(pixels[None] if np.ndim(pixels) == 2 else pixels)
+            return inside.feature_maps(self.model(ref), picture)
+        if op == FIRST_LAYER:
+            (ref,) = args
+            return inside.first_layer(self.model(ref))
+        if op == SEPARATION:
+            (ref,) = args
+            return self.separation(ref)
         if op == EXPLAIN:
             ref, pixels, class_index, method = args
             (picture,) = _checked_pixels(pixels[None] if np.ndim(pixels) == 2 else pixels)
@@ -171,13 +189,25 @@ class InferenceService:
         self._models.put(ref, model)
         return ModelInfo(ref, int(model.count_params()))
 
+    def separation(self, ref: ModelRef) -> list[LayerSeparation]:
+        found = self._separations.get(ref)
+        if found is None:
+            dataset = self.dataset()
+            images = dataset.x_test[:SEPARATION_IMAGES]
+            labels = dataset.y_test[:SEPARATION_IMAGES]
+            found = self._separations.put(ref, inside.separation(self.model(ref), images, labels))
+        return found
+
+    def dataset(self) -> data.Dataset:
+        if self._dataset is None:
+            self._dataset = data.load_dataset()
+        return self._dataset
+
     def test_probabilities(self, ref: ModelRef) -> np.ndarray:
         probabilities = self._test_probabilities.get(ref)
         if probabilities is None:
             model = self.model(ref)
-            if self._dataset is None:
-                self._dataset = data.load_dataset()
-            probabilities = inference.predict_probabilities(model, self._dataset.x_test)
+            probabilities = inference.predict_probabilities(model, self.dataset().x_test)
             self._test_probabilities.put(ref, probabilities)
         return probabilities
 
