@@ -154,9 +154,14 @@ def intensity_histograms(histograms: np.ndarray, log_scale: bool = False) -> go.
 
 
 def pca_scatter(
-    coordinates: np.ndarray, labels: np.ndarray, indices: np.ndarray, explained: np.ndarray
+    coordinates: np.ndarray,
+    labels: np.ndarray,
+    indices: np.ndarray,
+    explained: np.ndarray,
+    stars: Sequence[tuple[str, float, float]] = (),
 ) -> go.Figure:
-    """One WebGL trace per class; each point carries its dataset index as customdata."""
+    """One WebGL trace per class; each point carries its dataset index as customdata.
+    ``stars``: (name, x, y) of the user's own pictures, drawn on top as black stars."""
     traces = []
     for label in range(len(CLASS_NAMES)):
         mask = labels == label
@@ -168,6 +173,19 @@ def pca_scatter(
                 selected=dict(marker=dict(size=12, opacity=1)),
                 unselected=dict(marker=dict(opacity=0.3)),
                 hovertemplate=f"{CLASS_NAMES[label]}<br>image %{{customdata}}<extra></extra>",
+            )
+        )  # fmt: skip
+    if stars:
+        traces.append(
+            dict(
+                # WebGL like the classes' traces, and after them: drawn on top.
+                type="scattergl", mode="markers", name="your pictures",
+                x=[x for _, x, _ in stars], y=[y for _, _, y in stars],
+                text=[html.escape(name) for name, _, _ in stars],
+                marker=dict(symbol="star", size=18, color="#111",
+                            line=dict(color="#fff", width=1)),
+                unselected=dict(marker=dict(opacity=1)),  # still black once a point is picked
+                hovertemplate="%{text}<extra>your picture</extra>",
             )
         )  # fmt: skip
     layout = dict(

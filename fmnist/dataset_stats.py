@@ -113,6 +113,46 @@ def pca_2d(
 
 
 @dataclass(frozen=True)
+class Projection:
+    """Points of any dimension on their first two principal components."""
+
+    coordinates: np.ndarray  # (n, 2)
+    mean: np.ndarray  # (d,)
+    components: np.ndarray  # (d, 2)
+    explained: np.ndarray  # (2,) share of the variance
+
+    def place(self, values: np.ndarray) -> np.ndarray:
+        """Other points (m, d) on the same map."""
+        return (values - self.mean) @ self.components
+
+
+def project_2d(values: np.ndarray) -> Projection:
+    """(n, d) values -> their PCA map, exact (an SVD: n and d of a few thousand at most)."""
+    values = values.reshape(len(values), -1).astype(np.float64)
+    mean = values.mean(axis=0)
+    centred = values - mean
+    _, singular, directions = np.linalg.svd(centred, full_matrices=False)
+    components = directions[:2].T
+    components = components * np.where(components.sum(axis=0) < 0, -1, 1)  # a fixed side up
+    explained = singular[:2] ** 2 / (singular**2).sum()
+    return Projection(centred @ components, mean, components, explained)
+
+
+def nearest_centre_accuracy(coordinates: np.ndarray, labels: np.ndarray) -> float:
+    """How often a point's nearest class centre on a map is its own class's."""
+    centres = np.stack([coordinates[labels == c].mean(axis=0) for c in np.unique(labels)])
+    distances = ((coordinates[:, None, :] - centres[None]) ** 2).sum(axis=2)
+    return float((np.unique(labels)[distances.argmin(axis=1)] == labels).mean())
+
+
+def nearest(features: np.ndarray, position: int, count: int) -> np.ndarray:
+    """The ``count`` rows of ``features`` nearest to row ``position`` (not itself)."""
+    distances = ((features - features[position]) ** 2).sum(axis=1)
+    distances[position] = np.inf
+    return np.argsort(distances, kind="stable")[:count]
+
+
+@dataclass(frozen=True)
 class ExploreStats:
     """Everything the Explore page derives from the training set, computed once."""
 

@@ -39,6 +39,7 @@ from fmnist.inference_protocol import (
     ERROR,
     EXPLAIN,
     FEATURE_MAPS,
+    FEATURES,
     FIRST_LAYER,
     IMPORT,
     MODEL_ERROR,
@@ -209,6 +210,13 @@ class InferenceClient:
         if pixels.dtype != np.uint8 or pixels.shape != (28, 28):
             raise ValueError(f"expected one uint8 28x28 picture, got {pixels.dtype} {pixels.shape}")
         return self._call_model(FEATURE_MAPS, ref, np.ascontiguousarray(pixels))
+
+    def features(self, ref: ModelRef, pixels: np.ndarray) -> np.ndarray:
+        """uint8 (N, 28, 28) pictures -> float32 (N, D): their last hidden layer's output."""
+        pixels = np.asarray(pixels)
+        if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[1:] != (28, 28):
+            raise ValueError(f"expected uint8 28x28 pictures, got {pixels.dtype} {pixels.shape}")
+        return self._call_model(FEATURES, ref, np.ascontiguousarray(pixels))
 
     def first_layer(self, ref: ModelRef) -> FirstLayer | None:
         return self._call_model(FIRST_LAYER, ref)
@@ -421,6 +429,10 @@ def explain(ref: ModelRef, pixels: np.ndarray, class_index: int, method: str = A
 
 def feature_maps(ref: ModelRef, pixels: np.ndarray) -> list[LayerMaps]:
     return _client.feature_maps(ref, pixels)
+
+
+def features(ref: ModelRef, pixels: np.ndarray) -> np.ndarray:
+    return _client.features(ref, pixels)
 
 
 def first_layer(ref: ModelRef) -> FirstLayer | None:

@@ -32,6 +32,7 @@ EXPLAIN = "explain"  # (ModelRef, uint8 (28, 28), class index, method) -> Explan
 FEATURE_MAPS = "feature_maps"  # (ModelRef, uint8 (28, 28)) -> list[LayerMaps]
 FIRST_LAYER = "first_layer"  # ModelRef -> FirstLayer | None
 SEPARATION = "separation"  # ModelRef -> list[LayerSeparation] (on 2,000 test images)
+FEATURES = "features"  # (ModelRef, uint8 (N, 28, 28)) -> float32 (N, D): the last hidden layer
 
 # How an Explanation is computed: "auto" is Grad-CAM where the network has a
 # convolution, integrated gradients otherwise.

@@ -242,6 +242,25 @@ def test_probabilities(ref: ModelRef) -> np.ndarray:
     return inference_client.test_probabilities(ref)
 
 
+SPACE_IMAGES = 3000  # test images on the feature-space maps
+
+
+@st.cache_resource(show_spinner=False)
+def space_sample() -> tuple[np.ndarray, dataset_stats.Projection]:
+    """3,000 test images (a fixed random sample) and their map by raw pixels (PCA)."""
+    ds = dataset()
+    indices = np.random.default_rng(0).permutation(len(ds.y_test))[:SPACE_IMAGES]
+    return indices, dataset_stats.project_2d(ds.x_test[indices] / 255.0)
+
+
+@st.cache_resource(max_entries=6, show_spinner="Reading the network's last hidden layer...")
+def learned_space(ref: ModelRef) -> tuple[np.ndarray, dataset_stats.Projection]:
+    """The sample's learned features (last hidden layer, from the service) and their map."""
+    indices, _ = space_sample()
+    features = inference_client.features(ref, dataset().x_test[indices])
+    return features, dataset_stats.project_2d(features)
+
+
 class _DatasetMemo(Generic[T]):
     """A value derived from the loaded dataset once per server process, shared by every
     session, which a background thread may compute before any page asks for it.

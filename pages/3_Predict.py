@@ -7,6 +7,7 @@ runs (lazy tabs), and each tab is a fragment: a click inside a tab reruns that
 tab alone.
 """
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -14,7 +15,17 @@ import streamlit as st
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
-from fmnist import charts, config, evaluation, imaging, inference_client, predictor, runs, ui
+from fmnist import (
+    charts,
+    config,
+    dataset_stats,
+    evaluation,
+    imaging,
+    inference_client,
+    predictor,
+    runs,
+    ui,
+)
 from fmnist import uploads as kept
 from fmnist.data import CLASS_NAMES
 from fmnist.inference_client import InferenceError, ModelError, ModelInfo, ModelRef
@@ -25,7 +36,10 @@ KEY = "predict_"
 GREEN, RED = (44, 160, 44), (214, 39, 40)
 TABS = [
     "📤 Your pictures", "✏️ Draw", "🎲 A test image", "🧮 Confusion matrix", "🖼️ Gallery",
+    "🗺️ Learned space",
 ]  # fmt: skip
+SPACE_PICK = KEY + "space_pick"  # the test image clicked on either map
+NEIGHBOURS = 8
 CANVAS_SIZE = 280  # ten screen pixels per input pixel
 NO_CLASS = -1  # the "—" of the True class boxes (None would mean "nothing chosen" there)
 TRUE_CLASS_OPTIONS = [NO_CLASS, *range(len(CLASS_NAMES))]
@@ -544,6 +558,81 @@ def draw_gallery(model: ModelRef) -> None:
     )
 
 
+def pick_from_map(chart_key: str) -> None:
+    """A map's callback: the clicked test image (a star, the user's own, has no index)."""
+    points = [p for p in st.session_state[chart_key].selection.points if "customdata" in p]
+    if points:
+        st.session_state[SPACE_PICK] = int(points[0]["customdata"])
+
+
+def draw_space(model: ModelRef) -> None:
+    ds = ui.dataset()
+    indices, pixel_map = ui.space_sample()
+    features, learned_map = ui.learned_space(model)
+    labels = ds.y_test[indices]
+    pictures = [
+        (p.name, p.prepared.pixels)
+        for p in ui.kept_pictures().values()
+        if p.prepared.pixels is not None
+    ]
+    pixel_stars, learned_stars = [], []
+    if pictures:
+        names, stack = [name for name, _ in pictures], np.stack([px for _, px in pictures])
+        on_pixels = pixel_map.place(stack.reshape(len(stack), -1) / 255.0)
+        on_learned = learned_map.place(inference_client.features(model, stack))
+        pixel_stars = [(n, x, y) for n, (x, y) in zip(names, on_pixels, strict=True)]
+        learned_stars = [(n, x, y) for n, (x, y) in zip(names, on_learned, strict=True)]
+    left, right = st.columns(2)
+    for column, (title, projection, stars, key) in zip(
+        (left, right),
+        (
+            ("By raw pixels (as on Explore)", pixel_map, pixel_stars, KEY + "pixel_space"),
+            ("By the last hidden layer", learned_map, learned_stars, KEY + "learned_space"),
+        ),
+        strict=True,
+    ):
+        with column:
+            score = dataset_stats.nearest_centre_accuracy(projection.coordinates, labels)
+            st.markdown(f"**{title}**: a point's nearest class centre is its own class for "
+                        f"**{score:.0%}** of them")  # fmt: skip
+            st.plotly_chart(
+                charts.pca_scatter(
+                    projection.coordinates, labels, indices, projection.explained, stars
+                ),
+                key=key,
+                on_select=functools.partial(pick_from_map, key),
+                selection_mode="points",
+            )
+    st.caption(
+        f"Each point is one of {len(indices):,} test images, coloured by its true class; "
+        "★ your own pictures (Your pictures, Draw). Left, placed by its 784 pixels; right, by "
+        f"the {features.shape[1]:,} values of the network's last hidden layer (both PCA). "
+        "Training has pulled the classes apart. **Click a point** to see its image and its "
+        "nearest neighbours in the network's eyes."
+    )
+    picked = st.session_state.get(SPACE_PICK)
+    if picked is None or picked not in set(indices.tolist()):
+        return
+    position = int(np.flatnonzero(indices == picked)[0])
+    probabilities = ui.test_probabilities(model)
+    result = predictor.describe(probabilities[picked])
+    image, verdict = st.columns([1, 3])
+    image.image(imaging.enlarge(ds.x_test[picked], 6), caption=f"test image #{picked}")
+    with verdict:
+        draw_prediction(result, int(ds.y_test[picked]))
+    close = indices[dataset_stats.nearest(features, position, NEIGHBOURS)]
+    st.markdown(f"**Its {NEIGHBOURS} nearest neighbours for the network** (prediction; true class)")
+    predicted = probabilities[close].argmax(axis=1)
+    st.html(
+        charts.image_grid_html(
+            ds.x_test[close],
+            [CLASS_NAMES[c] for c in predicted],
+            [f"#{i}, {CLASS_NAMES[ds.y_test[i]]}" for i in close],
+            NEIGHBOURS,
+        )
+    )
+
+
 def unbroken(name: str) -> str:
     return name.replace("-", "\u2011")
 
@@ -591,6 +680,11 @@ def gallery_tab(model: ModelRef) -> None:
     guarded(draw_gallery, model, needs_dataset=True)
 
 
+@st.fragment
+def space_tab(model: ModelRef) -> None:
+    guarded(draw_space, model, needs_dataset=True)
+
+
 def draw_predict() -> None:
     st.title("🔮 Predict")
     # The service imports TensorFlow (seconds): start it while the dataset loads.
@@ -604,7 +698,9 @@ def draw_predict() -> None:
     # Lazy tabs: only the open one runs; switching tabs reruns the page.
     tabs = st.tabs(TABS, key=KEY + "tab", on_change="rerun")
     for tab, draw in zip(
-        tabs, (uploads_tab, canvas_tab, test_image_tab, confusion_tab, gallery_tab), strict=True
+        tabs,
+        (uploads_tab, canvas_tab, test_image_tab, confusion_tab, gallery_tab, space_tab),
+        strict=True,
     ):
         if tab.open:
             with tab:

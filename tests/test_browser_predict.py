@@ -660,3 +660,42 @@ def test_inside_the_network_shows_each_layer_the_filters_and_the_separation(
     expect(chart).to_contain_text("pixels")
     screenshot(page, "predict-inside")
     assert_no_exception(page)
+
+
+def test_the_learned_space_pulls_the_classes_apart_and_a_click_shows_neighbours(
+    page: Page, server: Server, dataset: Dataset
+) -> None:
+    open_page(page, server.url, "/Predict", "🔮 Predict")
+    boot = photo_of(dataset, 9, 3)
+    upload(page, picture("my boot.jpg", boot))
+    open_tab(page, "🗺️ Learned space")
+    panel = page.get_by_role("tabpanel", name="🗺️ Learned space")
+    maps = panel.locator(".js-plotly-plot")
+    expect(maps).to_have_count(2, timeout=60_000)
+    scores = [
+        int(re.search(r"for (\d+)% of them", text).group(1))
+        for text in panel.get_by_test_id("stMarkdown").filter(has_text="nearest class centre")
+        .all_inner_texts()
+    ]  # fmt: skip
+    assert len(scores) == 2 and scores[1] > scores[0] + 20, scores  # pixels, then learned
+    # The user's picture is a star on both maps.
+    for chart in maps.all():
+        names = chart.evaluate("gd => gd._fullData.map(t => t.name)")
+        assert "your pictures" in names
+    # A click on the learned map: the image, its prediction, its nearest neighbours.
+    learned = panel.locator(".st-key-predict_learned_space .js-plotly-plot")
+    x, y = learned.evaluate(
+        """gd => {
+          const trace = gd._fullData.find(t => t.name === 'Trouser');
+          const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+          const box = gd.getBoundingClientRect();
+          return [box.left + xa._offset + xa.l2p(trace.x[0]),
+                  box.top + ya._offset + ya.l2p(trace.y[0])];
+        }"""
+    )
+    page.mouse.click(x, y)
+    settle(page)
+    expect(panel.get_by_text("Its 8 nearest neighbours for the network")).to_be_visible()
+    expect(panel.locator(".fmnist-grid img")).to_have_count(8)
+    screenshot(page, "predict-learned-space")
+    assert_no_exception(page)

@@ -71,3 +71,18 @@ def test_explore_figures_are_light(dataset: Dataset) -> None:
     indices, points = stats.pca_sample(1000)
     scatter = charts.pca_scatter(points, dataset.y_train[indices], indices, stats.pca_explained)
     assert sum(len(trace.x) for trace in scatter.data) == 1000
+
+
+def test_a_projection_keeps_the_two_widest_directions_and_places_new_points_alike() -> None:
+    rng = np.random.default_rng(0)
+    # Wide along x, narrower along y, thin along z.
+    values = rng.normal(size=(500, 3)) * np.array([10.0, 3.0, 0.1]) + 5.0
+    projection = dataset_stats.project_2d(values)
+    assert projection.explained[0] > 0.85 and projection.explained.sum() > 0.999
+    assert np.allclose(projection.place(values), projection.coordinates)
+    assert abs(projection.components[0, 0]) > 0.99  # the first direction is x
+    labels = (values[:, 0] > 5).astype(int)  # two classes split along the widest direction
+    assert dataset_stats.nearest_centre_accuracy(projection.coordinates, labels) > 0.85
+    assert list(dataset_stats.nearest(values, 0, 3)) == list(
+        np.argsort(((values - values[0]) ** 2).sum(axis=1))[1:4]
+    )

@@ -75,3 +75,16 @@ def test_a_mosaic_puts_each_map_in_its_tile_on_its_own_scale() -> None:
     assert np.array_equal(picture[6, 0], [255, 255, 255])  # the gap
     weights = imaging.mosaic(np.array([[[-2.0, 1.0]]]), columns=2, scale=1, signed=True, gap=0)
     assert weights[0, 0, 2] > weights[0, 0, 0] and weights[0, 1, 0] > weights[0, 1, 2]
+
+
+def test_learned_features_are_the_last_hidden_layer_in_any_chunks(
+    shipped_model: keras.Model, dataset: Dataset
+) -> None:
+    images = dataset.x_test[:700]
+    whole = inside.features(shipped_model, images, chunk=700)
+    assert whole.shape == (700, shipped_model.layers[-1].input.shape[-1]) == (700, 128)
+    np.testing.assert_allclose(inside.features(shipped_model, images, chunk=300), whole, atol=1e-4)
+    # The last layer applied to them gives the network's answers.
+    last = shipped_model.layers[-1]
+    answers = np.asarray(last(whole)).argmax(axis=1)
+    assert (answers == dataset.y_test[:700]).mean() > 0.9

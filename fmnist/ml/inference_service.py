@@ -37,6 +37,7 @@ from fmnist.inference_protocol import (
     ERROR,
     EXPLAIN,
     FEATURE_MAPS,
+    FEATURES,
     FIRST_LAYER,
     IMPORT,
     MODEL_ERROR,
@@ -150,6 +151,9 @@ class InferenceService:
             ref, pixels = args
             (picture,) = _checked_pixels(pixels[None] if np.ndim(pixels) == 2 else pixels)
             return inside.feature_maps(self.model(ref), picture)
+        if op == FEATURES:
+            ref, pixels = args
+            return inside.features(self.model(ref), _checked_pixels(pixels))
         if op == FIRST_LAYER:
             (ref,) = args
             return inside.first_layer(self.model(ref))

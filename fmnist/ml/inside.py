@@ -93,6 +93,17 @@ def _class_templates(model: keras.Model) -> np.ndarray | None:
     return product.reshape(28, 28, 10).astype(np.float32)
 
 
+def features(model: keras.Model, images: np.ndarray, chunk: int = 500) -> np.ndarray:
+    """The learned representation of each picture: the input of the network's last layer
+    (its last hidden layer's output), float32 (N, D), in chunks."""
+    reach = keras.Model(model.inputs, model.layers[-1].input)
+    parts = [
+        np.asarray(reach([_model_input(model, images[start : start + chunk])], training=False))
+        for start in range(0, len(images), chunk)
+    ]
+    return np.concatenate(parts).reshape(len(images), -1).astype(np.float32)
+
+
 def stage_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """Where the representation is read: the map layers, then every dense layer's output."""
     chosen = map_layers(model)
