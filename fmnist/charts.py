@@ -454,3 +454,71 @@ def layer_separation(stages: Sequence[Any]) -> go.Figure:
         xaxis=dict(title="layer, from the input to the output"),
     )
     return figure
+
+
+def layer_health_curves(epochs: Sequence[int], health: Sequence[Sequence[dict]]) -> go.Figure:
+    """Per layer across epochs: the weights' standard deviation, and the gradients' (log)."""
+    layers = [entry["layer"] for entry in health[0]]
+    traces = []
+    for index, layer in enumerate(layers):
+        colour = CLASS_COLOURS[index % len(CLASS_COLOURS)]
+        for part, axes in (("weights", {}), ("gradients", dict(xaxis="x2", yaxis="y2"))):
+            traces.append(
+                dict(
+                    type="scatter", mode="lines+markers", x=list(epochs),
+                    y=[epoch[index][part]["std"] for epoch in health],
+                    name=html.escape(layer), legendgroup=layer, showlegend=part == "weights",
+                    line=dict(color=colour), marker=dict(size=5),
+                    hovertemplate=f"{html.escape(layer)}, epoch %{{x}}: {part} std %{{y:.3g}}"
+                    "<extra></extra>", **axes,
+                )
+            )  # fmt: skip
+    titles = ("weights: spread (std)", "gradients: spread (std, log)")
+    layout = _epoch_panels(titles, 300, -0.35)
+    layout["yaxis2"]["type"] = "log"
+    for axis in ("xaxis1", "xaxis2"):
+        layout[axis]["dtick"] = 1
+    return go.Figure(data=traces, layout=layout)
+
+
+HEALTH_STYLE = """<style>
+.fmnist-health { border-collapse: collapse; font-size: 12px; font-variant-numeric: tabular-nums; }
+.fmnist-health th, .fmnist-health td { padding: 2px 6px; text-align: right; white-space: nowrap; }
+.fmnist-health th { font-weight: 600; }
+.fmnist-health th[colspan] { text-align: center; border-bottom: 1px solid #ddd; }
+.fmnist-health td.name { text-align: left; }
+.fmnist-health .spark { display: inline-flex; align-items: flex-end; height: 22px; gap: 1px; }
+.fmnist-health .spark div { width: 4px; background: #1f77b4; min-height: 1px; }
+.fmnist-health .spark div.zero { background: #ff7f0e; }
+</style>"""
+
+
+def _sparkline(counts: Sequence[int]) -> str:
+    top = max(max(counts), 1)
+    middle = len(counts) // 2
+    bars = "".join(
+        f'<div class="{"zero" if i == middle else ""}" style="height:{100 * c / top:.0f}%"></div>'
+        for i, c in enumerate(counts)
+    )
+    return f'<span class="spark">{bars}</span>'
+
+
+def layer_health_html(health: Sequence[dict]) -> str:
+    """One row per layer: its weights' and gradients' statistics and histograms (the middle
+    bar, orange, holds the values around 0)."""
+    rows = []
+    for entry in health:
+        weights, gradients = entry["weights"], entry["gradients"]
+        rows.append(
+            f'<tr><td class="name">{html.escape(entry["layer"])}</td>'
+            f"<td>{weights['mean']:+.3f}</td><td>{weights['std']:.3f}</td>"
+            f"<td>{weights['near_zero']:.1%}</td><td>{_sparkline(weights['histogram'])}</td>"
+            f"<td>{gradients['std']:.2e}</td><td>{gradients['near_zero']:.1%}</td>"
+            f"<td>{_sparkline(gradients['histogram'])}</td></tr>"
+        )
+    header = (
+        "<tr><th></th><th colspan=4>weights</th><th colspan=3>gradients</th></tr>"
+        "<tr><th>layer</th><th>mean</th><th>std</th><th>|w| &lt; 0.001</th><th>histogram</th>"
+        "<th>std</th><th>zero</th><th>histogram</th></tr>"
+    )
+    return f'{HEALTH_STYLE}<table class="fmnist-health">{header}{"".join(rows)}</table>'

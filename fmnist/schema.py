@@ -161,13 +161,18 @@ class EpochMetrics:
     # the seconds that scoring them took (part of ``seconds``).
     val_confusion: list[list[int]] | None = None
     val_seconds: float | None = None
+    # Each kernel layer's weight and gradient statistics after this epoch (fmnist.ml.health).
+    layer_health: list[dict[str, Any]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     def scores(self) -> dict[str, float]:
-        """The numbers of run.json's history (the matrices are kept beside it)."""
-        return {k: v for k, v in self.as_dict().items() if k != "val_confusion"}
+        """The numbers of run.json's history (the matrices and layer statistics are kept
+        beside it)."""
+        return {
+            k: v for k, v in self.as_dict().items() if k not in ("val_confusion", "layer_health")
+        }
 
 
 @dataclass(frozen=True)
@@ -252,6 +257,8 @@ class RunRecord:
     job_id: str = ""
     # One confusion matrix of the validation images per completed epoch, in order.
     validation_confusion_matrices: list[list[list[int]]] = field(default_factory=list)
+    # Each kernel layer's weight and gradient statistics per completed epoch.
+    layer_health: list[list[dict[str, Any]]] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -295,6 +295,29 @@ def draw_curves(job_id: str) -> None:
         "at each epoch, hence the step. Dots: whole epochs. Validation: held-out images."
     )
     draw_epoch_confusion(job)
+    draw_layer_health(job)
+
+
+def draw_layer_health(job: JobView) -> None:
+    """Each kernel layer's weights and gradients, epoch by epoch; drawn once opened."""
+    epochs = [m for m in job.history if m.layer_health]
+    if not epochs:
+        return
+    box = st.expander("🩺 Weight health, layer by layer", key=KEY + "health", on_change="rerun")
+    if not box.open:
+        return
+    with box:
+        st.plotly_chart(
+            charts.layer_health_curves([m.epoch for m in epochs], [m.layer_health for m in epochs]),
+            key=KEY + "health_curves",
+        )
+        st.html(charts.layer_health_html(epochs[-1].layer_health))
+        st.caption(
+            f"After epoch {epochs[-1].epoch}. Gradients: of the loss on 256 fixed training "
+            "images. Weights whose spread keeps shrinking, gradients that fall by orders of "
+            "magnitude (vanishing) or leap up (exploding), and a growing share of exactly zero "
+            "gradients (ReLU units that died) are what to look for."
+        )
 
 
 def draw_epoch_confusion(job: JobView) -> None:

@@ -108,6 +108,13 @@ def test_train_mlp_to_done(page: Page, server: Server) -> None:
     expect(page.get_by_text("Most confused now:")).to_be_visible()
     page.wait_for_timeout(500)
     assert matrix.locator(".heatmaplayer").inner_html() != after_two
+    # Weight health: both dense layers, their weights' and gradients' numbers and histograms.
+    page.get_by_text("🩺 Weight health, layer by layer").click()
+    wait_until_idle(page)
+    table = page.locator("table.fmnist-health")
+    expect(table.locator("tr")).to_have_count(2 + 2)  # two header rows, two layers
+    expect(table.locator(".spark")).to_have_count(4)
+    expect(page.locator(".st-key-train_health_curves .js-plotly-plot")).to_be_visible()
     # The runs table opens by itself when the session's training has saved its run.
     expect(page.get_by_test_id("stDataFrame").filter(has_text="images/s")).to_be_visible()
     assert len([p for p in models.glob("*-mlp-*/run.json")]) == 1

@@ -10,6 +10,7 @@ import numpy as np
 
 from fmnist import evaluation
 from fmnist.messages import PlainError
+from fmnist.ml import health
 from fmnist.ml.inference import predict_probabilities
 from fmnist.schema import LIVE_POINTS_PER_EPOCH, EpochMetrics, LivePoint, ProgressSink
 
@@ -41,9 +42,11 @@ class ProgressCallback(keras.callbacks.Callback):
         epochs: int,
         initial_epoch: int = 0,
         validation: tuple[np.ndarray, np.ndarray] | None = None,
+        probe: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         super().__init__()
         self.validation = validation
+        self.probe = probe
         self.sink = sink
         self.batches = batches
         self.batch_size = batch_size
@@ -151,6 +154,7 @@ class ProgressCallback(keras.callbacks.Callback):
             learning_rate=self._learning_rate(),
             val_confusion=confusion,
             val_seconds=val_seconds,
+            layer_health=health.layer_health(self.model, *self.probe) if self.probe else None,
         )
         self.history.append(metrics)
         self.sink.epoch_end(metrics)

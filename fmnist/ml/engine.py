@@ -31,6 +31,8 @@ from fmnist.schema import (
     TrainConfig,
 )
 
+HEALTH_PROBE = 256  # training images behind each epoch's gradient statistics
+
 
 def split_data(dataset: Dataset, config: TrainConfig) -> tuple[np.ndarray, ...]:
     """Training and validation arrays after the limit, shuffled with the run's seed."""
@@ -158,6 +160,8 @@ def train(
         config.epochs,
         initial_epoch=initial_epoch,
         validation=(x_val, y_val) if len(y_val) else None,
+        # A fixed batch of training images for the gradients of the weight health.
+        probe=(x_train[:HEALTH_PROBE], y_train[:HEALTH_PROBE]),
     )
     callbacks: list[keras.callbacks.Callback] = [progress]
     if config.early_stopping_patience and len(y_val):
@@ -204,6 +208,7 @@ def train(
         epochs_completed=len(history),
         history=[m.scores() for m in history],
         validation_confusion_matrices=[m.val_confusion for m in history if m.val_confusion],
+        layer_health=[m.layer_health for m in history if m.layer_health],
         test_loss=scores.log_loss,
         test_accuracy=scores.accuracy,
         confusion_matrix=scores.confusion_matrix.tolist(),
