@@ -100,6 +100,9 @@ def main() -> int:
     if "views" in wanted:
         section(results, "views", views.run)
     with chromium() as browser:
+        if "views" in wanted:
+            with Server("views") as server:
+                section(results, "view_times", lambda: views.page_times(server, browser))
         if "pages" in wanted:
             with Server("pages") as server:
                 section(
@@ -332,11 +335,34 @@ def rows(results: dict) -> list[tuple[str, ...]]:
                 verdict(m["matrix_cost_percent_of_epoch"], m["target_percent"], False),
             )
         )
+        out.append(
+            (
+                "per-epoch weight health (256 images' gradients): time / cnn epoch",
+                f"{m['health_percent_of_epoch']:.1f}%",
+                "",
+                "",
+                "",
+                "",
+            )
+        )
         for method, label in (("auto", "Grad-CAM"), ("integrated gradients", "int. gradients")):
             out.append(
                 (f"one map through the service, cnn-bn, {label}",
                  f"{v['service_ms_' + method]} ms", "", "", "", "")
             )  # fmt: skip
+    if not failed("view_times"):
+        t = results["view_times"]
+        for name, value in t["done_ms_median"].items():
+            out.append(
+                (
+                    f"view on Predict, warm: {name}, until drawn",
+                    f"{value:,} ms",
+                    "",
+                    "",
+                    f"<= {t['target_ms']:,} ms",
+                    verdict(value, t["target_ms"], False),
+                )
+            )
     if not failed("pages"):
         p = results["pages"]
         for name, value in p["done_ms_median"].items():

@@ -1,5 +1,6 @@
 """Views inside the network (issue 9): how faithful the "Why this answer?" maps are, what
-one costs through the inference service, and what the per-epoch confusion matrices cost.
+one costs through the inference service, and what the per-epoch confusion matrices and
+weight statistics cost.
 
 Faithfulness: on test images, the predicted class's probability drop when the 20% most
 salient pixels of a map are blanked, over the drop when as many random pixels are. A
@@ -10,10 +11,11 @@ for 2 epochs (integrated gradients: it has no convolution).
 
 from __future__ import annotations
 
+import statistics
 import textwrap
 
 from bench.library import run_python
-from bench.product import say
+from bench.product import VIEWPORT, Server, say
 
 IMAGES = 500
 FAITHFULNESS_TARGET = 2.0  # "far more than random": at least twice the random drop
@@ -92,12 +94,21 @@ MATRIX_PROBE = """
         started = time.perf_counter()
         model.evaluate(inputs, y_val, batch_size=256, verbose=0)
         keras_seconds.append(time.perf_counter() - started)
+    from fmnist.ml import health
+    probe = engine.split_data(ds, config)
+    health.layer_health(model, probe[0][:256], probe[1][:256])  # traced once
+    health_seconds = []
+    for _ in range(3):
+        started = time.perf_counter()
+        health.layer_health(model, probe[0][:256], probe[1][:256])
+        health_seconds.append(time.perf_counter() - started)
     later = sink.epochs[1:]  # the first epoch also traces the scoring
     print(json.dumps({{
         "network": "cnn", "train_images": record.train_images, "validation_images": len(y_val),
         "epoch_seconds": float(np.median([m.seconds for m in later])),
         "scoring_with_matrix_seconds": float(np.median([m.val_seconds for m in later])),
         "keras_validation_seconds": float(np.median(keras_seconds)),
+        "health_seconds": float(np.median(health_seconds)),
     }}))
 """
 MATRIX_TARGET_PERCENT = 3.0
@@ -113,6 +124,7 @@ def matrix_cost(epochs: int = 3, limit: int = 20_000) -> dict:
     out["matrix_cost_percent_of_epoch"] = (
         out["scoring_percent_of_epoch"] - out["keras_validation_percent_of_epoch"]
     )
+    out["health_percent_of_epoch"] = 100 * out["health_seconds"] / epoch
     out["target_percent"] = MATRIX_TARGET_PERCENT
     return out
 
@@ -123,3 +135,101 @@ def run() -> dict:
     out["target_faithfulness"] = FAITHFULNESS_TARGET
     out["epoch_matrices"] = matrix_cost()
     return out
+
+
+# -- each view drawn for one picture, on the Predict page, in Chromium (warm) -------------------
+
+VIEW_TARGET_MS = 300
+
+
+def page_times(server: Server, browser, repeat: int = 3) -> dict:
+    """From the click to the view drawn (pages.timed's clock), each view already computed
+    once for another picture (warm: the service has traced the model's functions)."""
+    from bench import pages
+
+    say(f"views: time to draw each view for one picture on Predict, {repeat} round(s)")
+    results: dict[str, list[float]] = {}
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(pages.PROBE)
+    page = context.new_page()
+    try:
+        page.goto(server.url + "/Predict")
+        page.wait_for_selector("h1", timeout=pages.TIMEOUT_S * 1000)
+        pages.settle(page)
+
+        def tab(name: str) -> None:
+            page.get_by_role("tab", name=name).click()
+            pages.settle(page)
+
+        def record(name: str, act) -> None:
+            pages.settle(page)
+            page.evaluate("() => { window.__timing.armed = true; window.__timing.input = 0; }")
+            act()
+            # A pen stroke or a chart click changes no element at once: wait for the
+            # server's answer before waiting for the quiet second that ends the timing.
+            page.wait_for_function(
+                "() => window.__timing.input && window.__timing.lastMessage > "
+                "window.__timing.input",
+                timeout=pages.TIMEOUT_S * 1000,
+            )
+            state = pages.settle(page)
+            results.setdefault(name, []).append(state["done"] - state["input"])
+
+        plus = page.get_by_test_id("stNumberInputStepUp")
+        tab("🎲 A test image")
+        page.get_by_text("🔎 Why this answer?").click()
+        pages.settle(page)
+        for _ in range(repeat):  # the next test image: its prediction and its map
+            record("Why? (integrated gradients): next test image", lambda: plus.click())
+        page.get_by_text("Grad-CAM: which regions").click()
+        pages.settle(page)
+        for _ in range(repeat):
+            record("Why? (Grad-CAM): next test image", lambda: plus.click())
+        page.get_by_text("🔎 Why this answer?").click()  # closed again
+        pages.settle(page)
+        page.get_by_text("🧠 Inside the network").click()
+        pages.settle(page)
+        for _ in range(repeat):  # every layer's maps, the filters, the separation (cached)
+            record("Inside the network: next test image", lambda: plus.click())
+        page.get_by_text("🧠 Inside the network").click()
+        pages.settle(page)
+
+        tab("🗺️ Learned space")
+        chart = page.locator(".st-key-predict_learned_space .js-plotly-plot")
+        for number in range(repeat):
+            x, y = chart.evaluate(POINT, number)
+            record("Learned space: click a point", lambda x=x, y=y: page.mouse.click(x, y))
+
+        tab("✏️ Draw")
+        canvas = page.get_by_role("tabpanel", name="✏️ Draw").locator("canvas").last
+        box = canvas.bounding_box()
+        draw(page, box, 0.2)  # the first stroke: the answer appears
+        pages.settle(page)
+        for number in range(repeat):
+            record("Draw: one more stroke", lambda n=number: draw(page, box, 0.4 + 0.15 * n))
+    finally:
+        context.close()
+    medians = {name: round(statistics.median(times)) for name, times in results.items()}
+    for name, value in medians.items():
+        say(f"  {name}: {value} ms")
+    return {"done_ms_median": medians, "runs": results, "target_ms": VIEW_TARGET_MS}
+
+
+# The n-th point of the Trouser trace of a map, in page coordinates.
+POINT = """(gd, n) => {
+  const trace = gd._fullData.find(t => t.name === 'Trouser');
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const box = gd.getBoundingClientRect();
+  return [box.left + xa._offset + xa.l2p(trace.x[n * 7]),
+          box.top + ya._offset + ya.l2p(trace.y[n * 7])];
+}"""
+
+
+def draw(page, box: dict, x: float) -> None:
+    """A vertical pen stroke at ``x`` (a fraction of the canvas's width)."""
+    left = box["x"] + x * box["width"]
+    page.mouse.move(left, box["y"] + 0.1 * box["height"])
+    page.mouse.down()
+    for step in range(1, 9):
+        page.mouse.move(left, box["y"] + (0.1 + 0.1 * step) * box["height"])
+    page.mouse.up()
