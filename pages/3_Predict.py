@@ -569,6 +569,8 @@ def draw_space(model: ModelRef) -> None:
     ds = ui.dataset()
     indices, pixel_map = ui.space_sample()
     features, learned_map = ui.learned_space(model)
+    # Scored now, with the maps, rather than on the first click of a point.
+    probabilities = ui.test_probabilities(model)
     labels = ds.y_test[indices]
     pictures = [
         (p.name, p.prepared.pixels)
@@ -614,7 +616,6 @@ def draw_space(model: ModelRef) -> None:
     if picked is None or picked not in set(indices.tolist()):
         return
     position = int(np.flatnonzero(indices == picked)[0])
-    probabilities = ui.test_probabilities(model)
     result = predictor.describe(probabilities[picked])
     image, verdict = st.columns([1, 3])
     image.image(imaging.enlarge(ds.x_test[picked], 6), caption=f"test image #{picked}")
