@@ -55,7 +55,8 @@ def walk(server: Server, browser) -> dict:
         if tabs.count():  # today's Explore: every tab in turn
             for number in range(1, tabs.count()):
                 tabs.nth(number).click()
-                expect(page.locator(".js-plotly-plot").first).to_be_visible()
+                # Each tab's chart: Plotly's, or the histograms' SVG panels.
+                expect(page.locator(".js-plotly-plot, .fmnist-hist").first).to_be_visible()
                 wait_until_idle(page)
         else:  # the page before, all on one page
             expect(page.locator(".js-plotly-plot")).to_have_count(6)

@@ -151,9 +151,7 @@ def draw_histograms(stats) -> None:
     left, right, _ = st.columns([2, 2, 3])
     skip = left.toggle("Leave out background pixels (0)", value=True, key=KEY + "skip_background")
     log_scale = right.toggle("Logarithmic scale", value=False, key=KEY + "log")
-    st.plotly_chart(
-        charts.intensity_histograms(stats.histograms(skip), log_scale), key=KEY + "histograms"
-    )
+    st.html(charts.intensity_histograms_html(stats.histograms(skip), log_scale))
     st.caption(
         "Each panel: the share of one class's pixels in each band of 8 values (0–7, 8–15, …, "
         "248–255), in colour, over all classes together, dotted. Sandals and sneakers have "

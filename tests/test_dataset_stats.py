@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import html
+import re
+
 import numpy as np
 
 from fmnist import charts, dataset_stats
@@ -65,9 +69,18 @@ def test_explore_figures_are_light(dataset: Dataset) -> None:
     # One pair of axes for the ten images, not ten subplots.
     assert len(means.data) == 10 and "xaxis2" not in means.layout
     assert [a.text for a in means.layout.annotations] == list(CLASS_NAMES)
-    histograms = charts.intensity_histograms(stats.histograms(True), log_scale=True)
-    assert len(histograms.data) == 20  # each class over all classes, in its own panel
-    assert histograms.layout.yaxis10.type == "log"
+    shares = stats.histograms(True)
+    panels = charts.intensity_histograms_html(shares, log_scale=True)
+    assert 'data-scale="log"' in panels
+    # Each class over all classes, in its own panel: ten SVG pictures, on one log scale.
+    svgs = [
+        base64.b64decode(source).decode()
+        for source in re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', panels)
+    ]
+    assert len(svgs) == 10 and all(svg.count("<polyline") == 2 for svg in svgs)
+    assert all(">1%</text>" in svg and ">10%</text>" in svg for svg in svgs)
+    assert [re.search(r'alt="pixel intensities of ([^"]+)"', f).group(1) for f in
+            panels.split("<figure>")[1:]] == [html.escape(n) for n in CLASS_NAMES]  # fmt: skip
     indices, points = stats.pca_sample(1000)
     scatter = charts.pca_scatter(points, dataset.y_train[indices], indices, stats.pca_explained)
     assert sum(len(trace.x) for trace in scatter.data) == 1000
