@@ -71,40 +71,6 @@ def pixel_table_html(image: np.ndarray, title: str) -> str:
     )
 
 
-def class_images(images: np.ndarray, title: str, colour_scale: str = "gray") -> go.Figure:
-    """Ten 28x28 images (one per class) in a 2x5 mosaic on one shared colour scale.
-
-    One pair of axes with each image placed by its offset: a tenth of the work
-    of ten subplots, in Python and in the browser.
-    """
-    size, gap = images.shape[1], 4
-    traces, annotations = [], []
-    for label, image in enumerate(images):
-        row, column = divmod(label, 5)
-        left, top = column * (size + gap), row * (size + gap + 4)
-        traces.append(
-            dict(
-                type="heatmap", z=image, x0=left, y0=top, coloraxis="coloraxis",
-                hovertemplate=f"{CLASS_NAMES[label]}: %{{z:.1f}}<extra></extra>",
-            )
-        )  # fmt: skip
-        annotations.append(
-            dict(text=CLASS_NAMES[label], x=left + (size - 1) / 2, y=top - 1, yanchor="bottom",
-                 showarrow=False, font=dict(size=13))
-        )  # fmt: skip
-    hidden = dict(visible=False, constrain="domain")
-    layout = dict(
-        title=dict(text=title),
-        height=380,
-        margin=dict(t=50, b=10, l=10, r=10),
-        coloraxis=dict(colorscale=colour_scale, colorbar=dict(thickness=12)),
-        xaxis=hidden,
-        yaxis=dict(hidden, autorange="reversed", scaleanchor="x"),
-        annotations=annotations,
-    )
-    return go.Figure(data=traces, layout=layout)
-
-
 def pca_scatter(
     coordinates: np.ndarray,
     labels: np.ndarray,
@@ -373,14 +339,20 @@ def image_grid_html(
     return f'{IMAGE_GRID_STYLE}<div class="fmnist-grid" style="{columns}">{figures}</div>'
 
 
-def heat_legend_html(stops: np.ndarray) -> str:
-    """The heat scale of the "Why?" maps as a labelled bar: none to the strongest push."""
+def heat_legend_html(
+    stops: np.ndarray,
+    title: str = "push towards the class",
+    low: str = "none",
+    high: str = "strongest",
+) -> str:
+    """A colour scale as a labelled bar (``stops``: rows of position, R, G, B)."""
     gradient = ", ".join(f"rgb({r:.0f},{g:.0f},{b:.0f}) {p:.0%}" for p, r, g, b in stops)
     return (
-        '<div style="font-size:0.8rem;opacity:0.8">push towards the class</div>'
+        f'<div style="font-size:0.8rem;opacity:0.8">{html.escape(title)}</div>'
         f'<div style="height:14px;border-radius:3px;background:linear-gradient(90deg, '
         f'{gradient})"></div><div style="display:flex;justify-content:space-between;'
-        'font-size:0.8rem;opacity:0.8"><span>none</span><span>strongest</span></div>'
+        f'font-size:0.8rem;opacity:0.8"><span>{html.escape(low)}</span>'
+        f"<span>{html.escape(high)}</span></div>"
     )
 
 

@@ -7,9 +7,10 @@ fragment: a click reruns that part only, and what it shows is computed once per 
 (fmnist.ui.explore_stats).
 """
 
+import numpy as np
 import streamlit as st
 
-from fmnist import charts, dataset_stats, ui
+from fmnist import charts, dataset_stats, imaging, ui
 from fmnist.data import CLASS_NAMES, class_counts
 
 ui.setup_page("Explore", "🔍")
@@ -134,15 +135,24 @@ def draw_inspector_and_map(ds) -> None:
         st.html(charts.pixel_table_html(image, f"{title}: its 784 values"))
 
 
+GREY_STOPS = np.array([(0.0, 0, 0, 0), (1.0, 255, 255, 255)])
+
+
 def draw_class_images(stats) -> None:
+    # Pictures, not Plotly heatmaps: each is one 28x28 image the browser enlarges.
     st.subheader("What an average garment looks like")
-    st.plotly_chart(charts.class_images(stats.means, "Mean image per class"), key=KEY + "means")
-    st.plotly_chart(
-        charts.class_images(
-            stats.stds, "Standard deviation per class (where images differ)", "viridis"
-        ),
-        key=KEY + "stds",
-    )
+    means = np.clip(stats.means, 0, 255).round().astype(np.uint8)
+    st.markdown("**The mean image of each class** (6,000 training images each)")
+    st.html(class_grid(means))
+    st.html(charts.heat_legend_html(GREY_STOPS, "mean pixel value", "0", "255"))
+    spread = float(stats.stds.max())
+    st.markdown("**The standard deviation of each class**: where its images differ")
+    st.html(class_grid(imaging.heat_colours(stats.stds / spread)))
+    st.html(charts.heat_legend_html(imaging.HEAT_STOPS, "standard deviation", "0", f"{spread:.0f}"))
+
+
+def class_grid(images: np.ndarray) -> str:
+    return charts.image_grid_html(images, CLASS_NAMES, [""] * len(CLASS_NAMES), 5)
 
 
 @st.fragment

@@ -67,12 +67,16 @@ def test_explore(page: Page, server: Server) -> None:
     page.get_by_role("button", name="Reshuffle").click()
     wait_until_idle(page)
     screenshot(page, "explore")
-    # The five charts, tab by tab: only the open tab is drawn.
-    charts = page.locator(".js-plotly-plot")
-    for tab, count in (("One image and the map", 2), ("Average garments", 2), ("Pixel", 1)):
+    # Tab by tab, only the open tab is drawn: the map and the inspected image (Plotly),
+    # the mean and spread pictures of each class, the ten histogram panels.
+    tabs = (
+        ("One image and the map", ".js-plotly-plot", 2),
+        ("Average garments", ".fmnist-grid img", 20),
+        ("Pixel", ".fmnist-hist img", 10),
+    )
+    for tab, drawn, count in tabs:
         page.get_by_role("tab", name=tab).click()
-        expect(charts).to_have_count(count, timeout=60_000)
-        expect(page.locator(".js-plotly-plot .main-svg").first).to_be_visible()
+        expect(page.locator(drawn)).to_have_count(count, timeout=60_000)
         wait_until_idle(page)
     assert_no_exception(page)
 

@@ -105,8 +105,9 @@ def open_explore(page: Page, server: Server, tab: str | None = None) -> None:
 def open_tab(page: Page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
     wait_until_idle(page)
-    # Its chart: Plotly's, or the histograms' SVG panels.
-    expect(page.locator(".js-plotly-plot, .fmnist-hist").first).to_be_visible(timeout=60_000)
+    # Its chart: Plotly's, the histograms' SVG panels, or a grid of pictures.
+    charts = page.locator(".js-plotly-plot, .fmnist-hist, .fmnist-grid")
+    expect(charts.first).to_be_visible(timeout=60_000)
     wait_until_idle(page)
 
 
@@ -347,9 +348,12 @@ def test_a_tab_keeps_its_settings_while_another_is_open(page: Page, server: Serv
     open_tab(page, MAP_TAB)
     expect(index_box(page)).to_have_value("1234")
     expect(chart_titled(page, "#1234:")).to_be_visible()
-    open_tab(page, AVERAGES_TAB)
-    expect(page.locator(".st-key-explore_means .js-plotly-plot")).to_be_visible()
-    expect(page.locator(".st-key-explore_stds .js-plotly-plot")).to_be_visible()
+    page.get_by_role("tab", name=AVERAGES_TAB).click()
+    wait_until_idle(page)
+    # Two grids of ten pictures, the means and the standard deviations, each named.
+    expect(page.locator(".fmnist-grid img")).to_have_count(20)
+    expect(page.locator(".fmnist-grid figcaption b").first).to_have_text("T-shirt/top")
+    screenshot(page, "explore-averages")
     assert_no_exception(page)
 
 

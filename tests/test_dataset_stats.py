@@ -65,10 +65,6 @@ def test_pixel_table_writes_every_value_in_a_shaded_cell(dataset: Dataset) -> No
 
 def test_explore_figures_are_light(dataset: Dataset) -> None:
     stats = dataset_stats.explore_stats(dataset.x_train[:3000], dataset.y_train[:3000])
-    means = charts.class_images(stats.means, "Mean image per class")
-    # One pair of axes for the ten images, not ten subplots.
-    assert len(means.data) == 10 and "xaxis2" not in means.layout
-    assert [a.text for a in means.layout.annotations] == list(CLASS_NAMES)
     shares = stats.histograms(True)
     panels = charts.intensity_histograms_html(shares, log_scale=True)
     assert 'data-scale="log"' in panels

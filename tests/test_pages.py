@@ -95,10 +95,12 @@ def test_explore_draws_its_charts_and_inspects_an_image() -> None:
         app.run()
         charts += len(app.get("plotly_chart"))
         assert not app.get("image")
+        bodies = [h.proto.body for h in app.get("html")]
         if tab == "📊 Pixel intensities":  # SVG panels in HTML, not a Plotly chart
-            bodies = [h.proto.body for h in app.get("html")]
             assert [b.count('src="data:image/svg+xml;base64,') for b in bodies] == [10]
-    assert charts == 4
+        if tab == "🧥 Average garments":  # two grids of ten pictures and their scales
+            assert [b.count("<img ") for b in bodies if "fmnist-grid" in b] == [10, 10]
+    assert charts == 2  # the map and the inspected image
     app.number_input(key="explore_index").set_value(123).run()
     assert any("**Index:** 123" in m.value for m in app.markdown)
     # Past the end: brought back to the last image, with one line giving the range.
