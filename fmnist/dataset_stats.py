@@ -134,7 +134,11 @@ def project_2d(values: np.ndarray) -> Projection:
     _, singular, directions = np.linalg.svd(centred, full_matrices=False)
     components = directions[:2].T
     components = components * np.where(components.sum(axis=0) < 0, -1, 1)  # a fixed side up
-    explained = singular[:2] ** 2 / (singular**2).sum()
+    explained = singular[:2] ** 2 / max(float((singular**2).sum()), 1e-12)
+    if components.shape[1] < 2:  # one feature (or all points alike): a flat second axis
+        missing = 2 - components.shape[1]
+        components = np.pad(components, ((0, 0), (0, missing)))
+        explained = np.pad(explained, (0, missing))
     return Projection(centred @ components, mean, components, explained)
 
 

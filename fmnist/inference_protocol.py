@@ -107,6 +107,7 @@ class Explanation:
     heatmap: Any  # float32 (28, 28) in [0, 1]: 1 where the push was strongest
     method: str  # GRAD_CAM or INTEGRATED_GRADIENTS: how it was computed
     class_index: int
+    fallback: str = ""  # why Grad-CAM was asked for and not used, in words; "" otherwise
 
 
 @dataclass(frozen=True)

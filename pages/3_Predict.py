@@ -235,8 +235,7 @@ def draw_why(
         for column, image, caption in zip(columns, shown, captions, strict=False):
             column.image(image, caption=caption, width="stretch")
         columns[-1].html(charts.heat_legend_html(imaging.HEAT_STOPS))
-        no_convolution = method == AUTO and why.method != GRAD_CAM
-        note = " (this network has no convolution)" if no_convolution else ""
+        note = f" ({ui.plain(why.fallback)})" if why.fallback else ""
         st.caption(
             WHY_CAPTIONS[why.method].format(name=CLASS_NAMES[chosen])
             + note
@@ -416,7 +415,11 @@ def draw_inside(model: ModelRef, pixels: np.ndarray, key: str) -> None:
     if not box.open:
         return
     with box:
-        layers = inference_client.feature_maps(model, pixels)
+        try:
+            layers = inference_client.feature_maps(model, pixels)
+        except (InferenceError, ModelError, ValueError) as error:
+            st.caption(f"🚫 No layer maps for this network: {ui.plain(error)}")
+            layers = []
         if layers:
             st.markdown("**What each layer makes of this picture** (bright: strongly active)")
         for layer in layers:
@@ -426,8 +429,11 @@ def draw_inside(model: ModelRef, pixels: np.ndarray, key: str) -> None:
             scale = max(1, 56 // layer.maps.shape[0])  # small maps drawn bigger
             picture.image(imaging.mosaic(layer.maps, 16, scale), width="stretch")
             words.caption(f"**{ui.plain(layer.name)}**: {layer.kind}{more}")
-        draw_first_layer(model)
-        draw_separation(model)
+        for part in (draw_first_layer, draw_separation):  # one failing hides not the other
+            try:
+                part(model)
+            except (InferenceError, ModelError, ValueError) as error:
+                st.caption(f"🚫 Not shown for this network: {ui.plain(error)}")
 
 
 def draw_first_layer(model: ModelRef) -> None:
@@ -441,7 +447,9 @@ def draw_first_layer(model: ModelRef) -> None:
             f"**What the first layer learned**: its {count} filters of {size}×{size} pixels, "
             "each slid over the picture (red: adds brightness there, blue: subtracts)"
         )
-        st.image(imaging.mosaic(first.weights, 16, 40 // size, signed=True), width="stretch")
+        st.image(
+            imaging.mosaic(first.weights, 16, max(1, 40 // size), signed=True), width="stretch"
+        )
         return
     shown = min(count, 32)
     st.markdown(

@@ -7,6 +7,7 @@ import html
 import re
 
 import numpy as np
+import pytest
 
 from fmnist import charts, dataset_stats
 from fmnist.data import CLASS_NAMES, Dataset
@@ -95,3 +96,13 @@ def test_a_projection_keeps_the_two_widest_directions_and_places_new_points_alik
     assert list(dataset_stats.nearest(values, 0, 3)) == list(
         np.argsort(((values - values[0]) ** 2).sum(axis=1))[1:4]
     )
+
+
+def test_features_one_value_wide_still_make_a_two_axis_map() -> None:
+    # A network whose last hidden layer has one unit: the map needs two axes all the same.
+    values = np.arange(12, dtype=np.float64).reshape(12, 1)
+    projection = dataset_stats.project_2d(values)
+    assert projection.coordinates.shape == (12, 2) and projection.explained.shape == (2,)
+    assert np.allclose(projection.coordinates[:, 1], 0)
+    assert projection.explained[0] == pytest.approx(1)
+    assert projection.place(values[:3]).shape == (3, 2)

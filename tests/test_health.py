@@ -47,6 +47,40 @@ def test_a_dead_relu_unit_has_zero_gradients(dataset: Dataset) -> None:
     assert report[1]["gradients"]["std"] > 0
 
 
+def test_mixed_precision_gradients_read_as_in_float32(dataset: Dataset) -> None:
+    # In float16, gradients below 6e-8 flush to zero and would pass for dead units: the
+    # loss is scaled up before the backward pass, so the statistics match float32's.
+    def model() -> keras.Model:
+        return keras.Sequential(
+            [
+                keras.Input((28, 28, 1)),
+                keras.layers.Flatten(),
+                keras.layers.Dense(64, activation="relu"),
+                keras.layers.Dense(64, activation="relu"),
+                keras.layers.Dense(10, activation="softmax", dtype="float32"),
+            ]
+        )
+
+    keras.utils.set_random_seed(2)
+    plain = model()
+    kernel, bias = plain.layers[2].get_weights()
+    plain.layers[2].set_weights([kernel * 1e-4, bias])  # small weights, small gradients below
+    images, labels = dataset.x_train[:256], dataset.y_train[:256]
+    exact = health.layer_health(plain, images, labels)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        half = model()
+        half.set_weights(plain.get_weights())
+        report = health.layer_health(half, images, labels)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for ours, theirs in zip(report, exact, strict=True):
+        assert ours["gradients"]["std"] == pytest.approx(theirs["gradients"]["std"], rel=0.05)
+        assert ours["gradients"]["near_zero"] == pytest.approx(
+            theirs["gradients"]["near_zero"], abs=0.02
+        )
+
+
 def test_every_epoch_keeps_its_layer_health_in_the_run(dataset: Dataset, models_dir) -> None:
     sink = ListSink()
     model, record = engine.train(TrainConfig(network="mlp", epochs=2, limit=2000), dataset, sink)

@@ -88,3 +88,15 @@ def test_learned_features_are_the_last_hidden_layer_in_any_chunks(
     last = shipped_model.layers[-1]
     answers = np.asarray(last(whole)).argmax(axis=1)
     assert (answers == dataset.y_test[:700]).mean() > 0.9
+
+
+def test_dense_layers_that_do_not_chain_give_no_class_templates() -> None:
+    # An imported graph whose two dense branches meet in a concatenation: the weight
+    # matrices cannot be multiplied in a row, so there is no class template, not an error.
+    inputs = keras.Input((28, 28, 1))
+    flat = keras.layers.Flatten()(inputs)
+    joined = keras.layers.Concatenate()([keras.layers.Dense(8)(flat), keras.layers.Dense(4)(flat)])
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(joined))
+    first = inside.first_layer(model)
+    assert first is not None and first.weights.shape == (28, 28, 8)
+    assert first.class_templates is None

@@ -112,6 +112,36 @@ def test_a_functional_network_with_a_convolution_falls_back_to_integrated_gradie
     explanation = saliency.explain(model, dataset.x_test[0], 9)
     assert explanation.method == INTEGRATED_GRADIENTS
     assert explanation.heatmap.shape == (28, 28) and np.isfinite(explanation.heatmap).all()
+    assert "graph" in explanation.fallback  # the page says why, not "no convolution"
+    asked = saliency.explain(model, dataset.x_test[0], 9, INTEGRATED_GRADIENTS)
+    assert asked.fallback == ""  # asked for, not a fallback
+
+
+def test_a_dense_network_says_it_has_no_convolution(mlp: keras.Model, dataset: Dataset) -> None:
+    assert saliency.explain(mlp, dataset.x_test[0], 9).fallback == "this network has no convolution"
+
+
+def test_a_graph_ending_in_logits_is_explained_by_its_log_softmax(
+    mlp: keras.Model, dataset: Dataset
+) -> None:
+    # An imported functional model that outputs logits (no softmax): taking log() of them
+    # would be NaN for negative logits; the attributions must add up to the change of the
+    # class's log-probability, as for a graph that ends in a softmax.
+    inputs = keras.Input((28, 28, 1))
+    hidden = mlp.layers[1](mlp.layers[0](inputs))  # its Flatten and hidden Dense, shared
+    head = keras.layers.Dense(10)  # its last layer without the softmax
+    model = keras.Model(inputs, head(hidden))
+    head.set_weights(mlp.layers[-1].get_weights())
+    image = to_model_input(dataset.x_test[3]).reshape(1, 28, 28, 1)
+    attribution = saliency.attributions(model, image, 1)
+
+    def log_probability(x: np.ndarray) -> float:
+        values = np.asarray(model(x), dtype=np.float64)[0]
+        return float(values[1] - np.log(np.exp(values - values.max()).sum()) - values.max())
+
+    assert np.isfinite(attribution).all()
+    change = log_probability(image) - log_probability(np.zeros_like(image))
+    assert attribution.sum() == pytest.approx(change, rel=0.05, abs=0.05)
 
 
 def test_bad_requests_are_refused(shipped_model: keras.Model, dataset: Dataset) -> None:

@@ -36,6 +36,9 @@ def statistics(values: np.ndarray, near_zero: float) -> dict[str, Any]:
     }
 
 
+LOSS_SCALE = 2.0**15  # Keras's LossScaleOptimizer's starting scale
+
+
 def layer_health(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> list[dict]:
     """One entry per layer with a kernel: its name, and the statistics of its weights and of
     the gradient of the mean loss over ``images`` (uint8) with respect to them."""
@@ -45,7 +48,14 @@ def layer_health(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> 
     with tf.GradientTape() as tape:
         outputs = tf.cast(model(inputs, training=False), tf.float32)
         loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, outputs))
-    gradients = tape.gradient(loss, kernels)
+        # Under mixed precision the backward pass runs in float16, where small gradients
+        # flush to zero and would read as dead units: scale the loss up, the gradients down,
+        # as Keras's LossScaleOptimizer does for training.
+        scaled = loss * LOSS_SCALE
+    gradients = [
+        None if gradient is None else tf.cast(gradient, tf.float32) / LOSS_SCALE
+        for gradient in tape.gradient(scaled, kernels)
+    ]
     return [
         {
             "layer": layer.name,

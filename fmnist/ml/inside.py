@@ -87,7 +87,10 @@ def _class_templates(model: keras.Model) -> np.ndarray | None:
         return None
     product = np.asarray(dense[0].get_weights()[0], dtype=np.float64)
     for layer in dense[1:]:
-        product = product @ np.asarray(layer.get_weights()[0], dtype=np.float64)
+        kernel = np.asarray(layer.get_weights()[0], dtype=np.float64)
+        if kernel.ndim != 2 or kernel.shape[0] != product.shape[1]:
+            return None  # not one chain of dense layers (an imported graph with branches)
+        product = product @ kernel
     if product.shape != (784, 10):
         return None
     return product.reshape(28, 28, 10).astype(np.float32)

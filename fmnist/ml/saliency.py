@@ -38,13 +38,26 @@ def explain(
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}")
     inputs = to_model_input(pixels).reshape((1, *model.inputs[0].shape[1:]))
-    maps_layer = grad_cam_layer(model) if method != INTEGRATED_GRADIENTS else None
-    heatmap, used = None, GRAD_CAM
-    if maps_layer is not None:
-        heatmap = _grad_cam(model, maps_layer, inputs, class_index)
-    if heatmap is None:  # no convolution, or a graph it cannot be reached in
-        heatmap, used = _integrated_gradients(model, inputs, class_index), INTEGRATED_GRADIENTS
-    return Explanation(scaled(heatmap).astype(np.float32), used, class_index)
+    if method == INTEGRATED_GRADIENTS:
+        heatmap = _integrated_gradients(model, inputs, class_index)
+        return Explanation(scaled(heatmap).astype(np.float32), INTEGRATED_GRADIENTS, class_index)
+    maps_layer = grad_cam_layer(model)
+    heatmap = _grad_cam(model, maps_layer, inputs, class_index) if maps_layer else None
+    if heatmap is not None:
+        return Explanation(scaled(heatmap).astype(np.float32), GRAD_CAM, class_index)
+    heatmap = _integrated_gradients(model, inputs, class_index)
+    return Explanation(
+        scaled(heatmap).astype(np.float32), INTEGRATED_GRADIENTS, class_index, no_grad_cam(model)
+    )
+
+
+def no_grad_cam(model: keras.Model) -> str:
+    """Why Grad-CAM cannot read ``model``, in words for the page."""
+    if not any(isinstance(layer, CONVOLUTION) for layer in model.layers):
+        return "this network has no convolution"
+    if not isinstance(model, keras.Sequential):
+        return "Grad-CAM here reads networks built as one stack of layers; this one is a graph"
+    return "its last convolution's maps do not reach the answer"
 
 
 def scaled(heatmap: np.ndarray) -> np.ndarray:
@@ -57,6 +70,7 @@ def scaled(heatmap: np.ndarray) -> np.ndarray:
 
 
 ELEMENTWISE = (keras.layers.BatchNormalization, keras.layers.Activation, keras.layers.ReLU)
+CONVOLUTION = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
 
 
 def grad_cam_layer(model: keras.Model) -> keras.layers.Layer | None:
@@ -65,10 +79,7 @@ def grad_cam_layer(model: keras.Model) -> keras.layers.Layer | None:
     if not isinstance(model, keras.Sequential):
         return None
     layers = model.layers
-    convolutions = [
-        i for i, layer in enumerate(layers)
-        if isinstance(layer, keras.layers.Conv2D | keras.layers.DepthwiseConv2D)
-    ]  # fmt: skip
+    convolutions = [i for i, layer in enumerate(layers) if isinstance(layer, CONVOLUTION)]
     if not convolutions:
         return None
     end = convolutions[-1]
@@ -135,10 +146,21 @@ def attributions(model: keras.Model, inputs: np.ndarray, class_index: int) -> np
             _, head = _run(model, path, tape, None)
             score = _class_score(model, head, class_index)
         else:  # any other graph: the log-probability of the class
-            probabilities = tf.cast(model(path, training=False), tf.float32)
-            score = tf.math.log(probabilities[:, class_index] + 1e-9)
+            score = log_probabilities(tf.cast(model(path, training=False), tf.float32))
+            score = score[:, class_index]
     gradients = np.asarray(tape.gradient(score, path))  # of the sum over the path
     return (inputs[0] * gradients.mean(axis=0)).reshape(28, 28)
+
+
+def log_probabilities(outputs: tf.Tensor) -> tf.Tensor:
+    """The log-probabilities of a graph's outputs, whether it ends in a softmax or gives
+    logits (imported files do both): rows of values in [0, 1] summing to 1 are taken as
+    probabilities, anything else as logits."""
+    values = np.asarray(outputs)
+    sums = values.sum(axis=-1)
+    if values.min() >= 0.0 and values.max() <= 1.0 and np.allclose(sums, 1.0, atol=1e-3):
+        return tf.math.log(outputs + 1e-9)
+    return tf.nn.log_softmax(outputs, axis=-1)
 
 
 def _integrated_gradients(model: keras.Model, inputs: np.ndarray, class_index: int) -> np.ndarray:
