@@ -187,6 +187,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     settings = vars(args) | {
         "devices": tuple(args.devices.split(",")) if args.devices else (),
+        "augment": tuple(filter(None, args.augment.split(","))),
         "command": args.command_line,
     }
     cfg = TrainConfig.from_settings(settings)
@@ -357,7 +358,7 @@ def program_name() -> str:
 
 def build_parser(prog: str = "python -m fmnist") -> argparse.ArgumentParser:
     from fmnist.networks import NETWORKS
-    from fmnist.schema import LR_SCHEDULES, OPTIMIZERS, TrainConfig
+    from fmnist.schema import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TrainConfig
 
     defaults = TrainConfig()
     verbose = argparse.ArgumentParser(add_help=False)
@@ -441,7 +442,22 @@ def build_parser(prog: str = "python -m fmnist") -> argparse.ArgumentParser:
         "--lr-schedule",
         choices=LR_SCHEDULES,
         default=defaults.lr_schedule,
-        help="constant, or cosine: lowered smoothly to 1 percent by the last batch",
+        help="constant; cosine: lowered smoothly to 1 percent by the last batch; one-cycle: "
+        "up from 1/25 of the rate over the first quarter, then down along a cosine to nearly 0",
+    )
+    train.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=defaults.label_smoothing,
+        metavar="SHARE",
+        help="spread this share of each target over all classes (0 to 0.3; 0.1 is usual)",
+    )
+    train.add_argument(
+        "--augment",
+        default=",".join(defaults.augment),
+        metavar="LIST",
+        help=f"comma-separated augmentations of the training images: {', '.join(AUGMENTATIONS)} "
+        "(a mirror, a shift of up to 2 pixels, a grey box over half the pictures)",
     )
     train.add_argument(
         "--validation-split",
@@ -473,7 +489,8 @@ def build_parser(prog: str = "python -m fmnist") -> argparse.ArgumentParser:
     train.add_argument(
         "--mixed-precision",
         action="store_true",
-        help="compute in float16 on GPUs (faster on recent NVIDIA GPUs; off by default)",
+        help="compute in 16 bits on GPUs: bfloat16 on Ampere and later, float16 before "
+        "(faster on recent NVIDIA GPUs; off by default)",
     )
     train.add_argument(
         "--name", default=defaults.name, help="a name for the run, part of its id (default: none)"

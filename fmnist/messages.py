@@ -32,3 +32,8 @@ def short(text: str, limit: int = 40) -> str:
     while len(repr(cut)) > limit + 2:  # escapes take 2 to 10 characters each
         cut = cut[:-1]
     return repr(cut if cut == text else cut + "…")
+
+
+def count(number: int, noun: str) -> str:
+    """ "1 epoch", "6 epochs": a number with its noun, singular where it is one."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"

@@ -3,11 +3,18 @@
 import numpy as np
 import streamlit as st
 
-from fmnist import charts, evaluation, runs, ui
+from fmnist import charts, evaluation, messages, runs, ui
 from fmnist.client import JobNotFoundError, NotOwnerError, new_token
 from fmnist.data import CLASS_NAMES
 from fmnist.networks import NETWORKS
-from fmnist.schema import LR_SCHEDULES, OPTIMIZERS, JobState, JobView, TrainConfig
+from fmnist.schema import (
+    AUGMENTATIONS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    JobState,
+    JobView,
+    TrainConfig,
+)
 
 ui.setup_page("Train", "🏋️")
 KEY = "train_"
@@ -21,6 +28,11 @@ CHART_SECONDS = 5.0
 # run, and the training no longer needs the CPU: read the job four times a second.
 WAITING_SECONDS = 0.25
 LEARNING_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
+AUGMENTATION_NAMES = {
+    "flip": "mirror left-right",
+    "shift": "shift up to 2 px",
+    "erase": "grey box (random erasing)",
+}
 LIMITS = {"all 60,000": 0, "30,000": 30_000, "10,000": 10_000, "5,000": 5_000, "2,000": 2_000}
 ui.keep_widget_state([RUNS_OPEN])  # open or closed, as the user left it
 STATE_ICONS = {
@@ -62,6 +74,7 @@ def fill_form(config: TrainConfig) -> None:
         "lr_schedule": config.lr_schedule, "val_split": config.validation_split,
         "seed": config.seed, "patience": config.early_stopping_patience,
         "name": config.name, "mixed": config.mixed_precision, "limit": limit,
+        "smoothing": config.label_smoothing, "augment": list(config.augment),
     }  # fmt: skip
     for key, value in values.items():
         if value is not None:
@@ -107,7 +120,24 @@ def draw_network_picker() -> str:
     )
     network = NETWORKS[name]
     st.caption(f"{network.description} **{network.parameters:,} parameters.**")
+    if network.recipe:
+        recipe = TrainConfig(network=name, **network.recipe)
+        st.button(
+            f"📋 Use its recipe: {recipe_words(recipe)}",
+            on_click=fill_form,
+            args=(recipe,),
+            help=network.recipe_words
+            or "The settings of the accuracy table in the README for this network.",
+            key=KEY + "recipe",
+        )
     return name
+
+
+def recipe_words(config: TrainConfig) -> str:
+    words = [messages.count(config.epochs, "epoch"), f"batch {config.batch_size}"]
+    if config.learning_rate != TrainConfig.learning_rate or config.lr_schedule != "constant":
+        words.append(f"rate {config.learning_rate:g} {config.lr_schedule}")
+    return ", ".join(words + regularisation(config.to_dict()))
 
 
 def draw_layers(name: str) -> None:
@@ -157,7 +187,9 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
                 LR_SCHEDULES,
                 key=KEY + "lr_schedule",
                 help="How the learning rate changes. cosine: it falls smoothly to 1% by the "
-                "last batch, so the final epochs settle instead of jumping around.",
+                "last batch, so the final epochs settle instead of jumping around. one-cycle: "
+                "it climbs from 1/25 of the rate over the first quarter, then falls to nearly "
+                "0: the fastest way to a good network in a few epochs.",
             ),
         }
         with st.expander("More settings"):
@@ -176,11 +208,29 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
                     "epochs, and keep the best weights.",
                 ),
                 "name": right.text_input("Run name", max_chars=40, key=KEY + "name"),
+                "label_smoothing": right.select_slider(
+                    "Label smoothing",
+                    sorted({0.0, 0.05, 0.1, 0.2, st.session_state.get(KEY + "smoothing", 0.0)}),
+                    key=KEY + "smoothing",
+                    help="0.1: the target is 91% on the true class and 1% on each other one, "
+                    "so the network learns to be less sure of itself and generalises better. "
+                    "The training loss then cannot fall below about 0.5.",
+                ),
+                "augment": left.multiselect(
+                    "Augment the training images",
+                    AUGMENTATIONS,
+                    format_func=AUGMENTATION_NAMES.get,
+                    key=KEY + "augment",
+                    help="Each batch, new random changes of the training images only: more "
+                    "varied pictures, so the network learns the garment, not the exact pixels. "
+                    "Worth it for long runs; short ones learn a little slower.",
+                ),
                 "mixed_precision": left.checkbox(
                     "Mixed precision",
                     disabled=not has_gpu,
                     key=KEY + "mixed",
-                    help="float16 arithmetic: faster on recent GPUs; not available on CPU.",
+                    help="16-bit arithmetic on GPUs (bfloat16 on Ampere and later, float16 "
+                    "before): faster on recent GPUs; not available on CPU.",
                 ),
             }
         started = st.form_submit_button(
@@ -221,10 +271,23 @@ def status_line(job: JobView) -> str:
 def describe_config(config: TrainConfig) -> str:
     images = f"{config.limit:,}" if config.limit else "all 60,000"
     return (
-        f"{config.epochs} epochs · batch {config.batch_size} · learning rate "
+        f"{messages.count(config.epochs, 'epoch')} · batch {config.batch_size} · learning rate "
         f"{config.learning_rate:g} ({config.optimizer}, {config.lr_schedule}) · "
         f"{images} images, {config.validation_split:.0%} for validation · seed {config.seed}"
+        + "".join(f" · {extra}" for extra in regularisation(config.to_dict()))
     )
+
+
+def regularisation(config: dict) -> list[str]:
+    """The label smoothing and augmentations of a run's settings, in words; [] for none."""
+    found = []
+    if config.get("label_smoothing"):
+        found.append(f"label smoothing {config['label_smoothing']:g}")
+    if config.get("augment"):
+        found.append(
+            "augmented: " + ", ".join(AUGMENTATION_NAMES.get(a, a) for a in config["augment"])
+        )
+    return found
 
 
 def progress_seconds(job: JobView) -> float | None:
@@ -440,6 +503,16 @@ def run_rows(records: list[dict]) -> list[dict]:
                 ),
                 "images": r.get("train_images"),
                 "seed": config.get("seed"),
+                "extras": " · ".join(
+                    filter(
+                        None,
+                        (
+                            config.get("label_smoothing")
+                            and f"smooth {config['label_smoothing']:g}",
+                            ", ".join(config.get("augment") or ()),
+                        ),
+                    )
+                ),
                 "images/s": round(r.get("images_per_second") or 0),
             }
         )
@@ -508,6 +581,9 @@ def draw_runs_table(records: list[dict]) -> None:
             "epochs": st.column_config.NumberColumn(width="small"),
             "batch": st.column_config.NumberColumn(width="small"),
             "seed": st.column_config.NumberColumn(width="small"),
+            "extras": st.column_config.TextColumn(
+                help="label smoothing and augmentations of the training images"
+            ),
         },
     )
     selected = [records[i] for i in event.selection.rows if i < len(records)] if event else []

@@ -279,8 +279,19 @@ def test_train_help_describes_every_option_with_its_default() -> None:
         "PATIENCE epochs (0: never) (default: 0)",
         "(0: all 60,000) (default: 0)",
         "--verbose",
+        "one-cycle: up from 1/25 of the rate",
+        "--label-smoothing SHARE",
+        "--augment LIST",
     ):
         assert shown in text, shown
+
+
+def test_an_unknown_augmentation_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = fmnist("train", "--augment", "flip,blur", "--epochs", "1", models_dir=tmp_path)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[-1].endswith("unknown augmentation 'blur'; choose from flip, shift, erase")
+    assert "Traceback" not in done.stderr and not list(tmp_path.iterdir())
 
 
 def test_runs_lists_saved_runs_and_names_pick_one(two_runs: Path, shipped_run: dict) -> None:

@@ -216,7 +216,7 @@ def test_train_page_trains_in_a_worker_and_lists_the_run(models_dir: Path) -> No
     assert layers.endswith("| **total** | | | **101,770** |")
     app.selectbox(key="train_limit").set_value("2,000")
     app.number_input(key="train_epochs").set_value(1)
-    app.button[0].click().run()  # the form's Start button
+    next(b for b in app.button if "Start training" in b.label).click().run()
     assert not app.exception
     job_id, key = app.query_params["job"], app.query_params["key"]
     job = JobStore().get(job_id)

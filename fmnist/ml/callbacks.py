@@ -10,7 +10,7 @@ import numpy as np
 
 from fmnist import evaluation
 from fmnist.messages import PlainError
-from fmnist.ml import health
+from fmnist.ml import batch_norm, health
 from fmnist.ml.inference import predict_probabilities
 from fmnist.schema import LIVE_POINTS_PER_EPOCH, EpochMetrics, LivePoint, ProgressSink
 
@@ -43,10 +43,14 @@ class ProgressCallback(keras.callbacks.Callback):
         initial_epoch: int = 0,
         validation: tuple[np.ndarray, np.ndarray] | None = None,
         probe: tuple[np.ndarray, np.ndarray] | None = None,
+        calibration: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         self.validation = validation
         self.probe = probe
+        # Training images that batch normalisation's test-time statistics are measured on
+        # at each epoch's end, before the validation images are scored (fmnist.ml.batch_norm).
+        self.calibration = calibration
         self.sink = sink
         self.batches = batches
         self.batch_size = batch_size
@@ -133,6 +137,8 @@ class ProgressCallback(keras.callbacks.Callback):
             self.partial_epoch = self.done / self.batches
             return
         confusion, val_seconds = None, None
+        if self.calibration is not None:
+            batch_norm.recalibrate(self.model, self.calibration)
         if self.validation is not None:
             scored = time.perf_counter()
             scores = evaluation.score(

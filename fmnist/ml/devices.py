@@ -59,3 +59,21 @@ def device_label(strategy: tf.distribute.Strategy, gpus: list[str]) -> str:
     if gpus:
         return f"GPU: {gpus[0]}"
     return "CPU"
+
+
+def mixed_policy(capabilities: list[tuple[int, int]]) -> str:
+    """The Keras mixed-precision policy for GPUs of these compute capabilities: bfloat16
+    where every one has it (Ampere, 8.0, and later: Hopper's tensor cores run it as fast as
+    float16, with float32's range, so no loss scaling), float16 otherwise."""
+    if capabilities and all(major >= 8 for major, _ in capabilities):
+        return "mixed_bfloat16"
+    return "mixed_float16"
+
+
+def gpu_capabilities() -> list[tuple[int, int]]:
+    """(major, minor) compute capability of each visible GPU; (0, 0) where not reported."""
+    found = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        found.append(tuple(details.get("compute_capability") or (0, 0)))
+    return found

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from fmnist import evaluation
 from fmnist.data import Dataset
-from fmnist.ml import devices
+from fmnist.ml import batch_norm, devices
 from fmnist.ml.callbacks import ProgressCallback
 from fmnist.ml.inference import predict_probabilities
 from fmnist.ml.networks import build_model
@@ -51,9 +51,13 @@ def split_data(dataset: Dataset, config: TrainConfig) -> tuple[np.ndarray, ...]:
 
 
 def make_pipeline(
-    images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_seed: int | None
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    shuffle_seed: int | None,
+    augment: tuple[str, ...] = (),
 ) -> tf.data.Dataset:
-    """uint8 arrays -> batched float32 tensors in [0, 1], shuffled, prefetched.
+    """uint8 arrays -> batched float32 tensors in [0, 1], shuffled, augmented, prefetched.
 
     The uint8 images stay in memory once (a quarter of float32), are shuffled
     by index each epoch and scaled a whole batch at a time, which is far
@@ -66,7 +70,63 @@ def make_pipeline(
     ds = ds.map(
         lambda x, y: (tf.cast(x, tf.float32) / 255.0, y), num_parallel_calls=tf.data.AUTOTUNE
     )
+    if augment:
+        changes = augmentation(augment, shuffle_seed or 0)
+        ds = ds.map(lambda x, y: (changes(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+SHIFT_PIXELS = 2
+ERASE_SIDES = (4, 12)  # pixels, the box's least and greatest side
+ERASE_SHARE = 0.5  # of the pictures of a batch
+
+
+def augmentation(names: tuple[str, ...], seed: int) -> keras.Sequential:
+    """Keras's preprocessing layers for the named augmentations (fmnist.schema.AUGMENTATIONS),
+    applied to float batches (n, 28, 28, 1) in [0, 1], each picture drawn anew."""
+    steps: list[keras.layers.Layer] = []
+    if "flip" in names:
+        steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if "shift" in names:
+        share = SHIFT_PIXELS / 28
+        steps.append(
+            # Whole pixels (nearest): a bilinear sub-pixel shift would also blur the picture.
+            keras.layers.RandomTranslation(
+                share, share, fill_mode="constant", interpolation="nearest", seed=seed + 1
+            )
+        )
+    if "erase" in names:
+        steps.append(RandomErasing(seed=seed + 2))
+    return keras.Sequential(steps, name="augmentation")
+
+
+class RandomErasing(keras.layers.Layer):
+    """Random erasing (Zhong et al., 2017): a box of mid grey over part of some pictures, so
+    that the network cannot lean on any one region. Keras 3 has no such layer."""
+
+    def __init__(self, seed: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images: tf.Tensor, training: bool = True) -> tf.Tensor:
+        n, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+        low, high = ERASE_SIDES
+        draw = keras.random.randint((4, n), 0, 1 << 30, seed=self.generator)
+        sides_y = low + draw[0] % (high - low + 1)
+        sides_x = low + draw[1] % (high - low + 1)
+        top = draw[2] % (height - sides_y + 1)
+        left = draw[3] % (width - sides_x + 1)
+        chosen = keras.random.uniform((n,), seed=self.generator) < ERASE_SHARE
+        rows = tf.range(height)[None, :, None]
+        columns = tf.range(width)[None, None, :]
+        inside = (
+            (rows >= top[:, None, None])
+            & (rows < (top + sides_y)[:, None, None])
+            & (columns >= left[:, None, None])
+            & (columns < (left + sides_x)[:, None, None])
+            & chosen[:, None, None]
+        )
+        return tf.where(inside[..., None], tf.constant(0.5, images.dtype), images)
 
 
 def auto_steps_per_execution(batches_per_epoch: int) -> int:
@@ -75,19 +135,69 @@ def auto_steps_per_execution(batches_per_epoch: int) -> int:
     return max(1, min(64, batches_per_epoch // LIVE_POINTS_PER_EPOCH))
 
 
+ONE_CYCLE_WARM_UP = 0.25  # of the batches, climbing to the rate
+ONE_CYCLE_START = 1 / 25  # of the rate, where the climb starts (Smith's div_factor)
+
+
 def make_optimizer(
     name: str, learning_rate: float, schedule: str = "constant", total_steps: int = 1
 ) -> keras.optimizers.Optimizer:
-    rate: float | keras.optimizers.schedules.LearningRateSchedule = float(learning_rate)
-    if schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=0.01)
     classes = {
         "adam": keras.optimizers.Adam,
         "sgd": keras.optimizers.SGD,
         "rmsprop": keras.optimizers.RMSprop,
         "adamw": keras.optimizers.AdamW,
     }
-    return classes[name](learning_rate=rate)
+    return classes[name](learning_rate=make_schedule(learning_rate, schedule, total_steps))
+
+
+def make_schedule(
+    learning_rate: float, schedule: str, total_steps: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The learning rate of fmnist.schema.LR_SCHEDULES's ``schedule`` over ``total_steps``."""
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = float(learning_rate)
+    if schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=0.01)
+    elif schedule == "one-cycle":
+        # Keras's cosine decay with its linear warm-up: from rate/25 up to the rate, then
+        # down to 0.1% of it. A built-in schedule, so checkpoints resume without custom code.
+        warm_up = max(1, round(ONE_CYCLE_WARM_UP * total_steps))
+        rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate * ONE_CYCLE_START,
+            max(1, total_steps - warm_up),
+            alpha=0.001,  # of the peak, where it ends
+            warmup_target=learning_rate,
+            warmup_steps=warm_up,
+        )
+    return rate
+
+
+def make_loss(label_smoothing: float) -> str | keras.losses.Loss:
+    if not label_smoothing:
+        return "sparse_categorical_crossentropy"
+    return SmoothedCrossentropy(label_smoothing)
+
+
+@keras.saving.register_keras_serializable("fmnist")
+class SmoothedCrossentropy(keras.losses.Loss):
+    """Cross-entropy against class numbers with label smoothing, which Keras's sparse loss
+    lacks: the numbers become one-hot targets with ``smoothing`` spread over all classes."""
+
+    def __init__(self, smoothing: float = 0.1, **kwargs) -> None:
+        super().__init__(name=kwargs.pop("name", "smoothed_crossentropy"), **kwargs)
+        self.smoothing = float(smoothing)
+
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        classes = keras.ops.shape(y_pred)[-1]
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        return keras.losses.categorical_crossentropy(
+            keras.ops.one_hot(labels, classes, dtype=y_pred.dtype),
+            y_pred,
+            label_smoothing=self.smoothing,
+        )
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "smoothing": self.smoothing}
 
 
 def _compiled_model(
@@ -99,7 +209,7 @@ def _compiled_model(
         model = keras.models.load_model(resume.checkpoint, compile=True)
         model.compile(
             optimizer=model.optimizer,
-            loss="sparse_categorical_crossentropy",
+            loss=make_loss(config.label_smoothing),
             metrics=["accuracy"],
             steps_per_execution=steps_per_execution,
         )
@@ -109,7 +219,7 @@ def _compiled_model(
         optimizer=make_optimizer(
             config.optimizer, config.learning_rate, config.lr_schedule, total_steps
         ),
-        loss="sparse_categorical_crossentropy",
+        loss=make_loss(config.label_smoothing),
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
     )
@@ -138,11 +248,13 @@ def train(
     x_train, y_train, x_val, y_val = split_data(dataset, config)
     batches = math.ceil(len(y_train) / config.batch_size)
     steps_per_execution = config.steps_per_execution or auto_steps_per_execution(batches)
-    train_ds = make_pipeline(x_train, y_train, config.batch_size, config.seed + initial_epoch)
+    train_ds = make_pipeline(
+        x_train, y_train, config.batch_size, config.seed + initial_epoch, config.augment
+    )
 
     sink.phase("building the network")
     if use_mixed:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+        keras.mixed_precision.set_global_policy(devices.mixed_policy(devices.gpu_capabilities()))
     try:
         with strategy.scope():
             model = _compiled_model(config, config.epochs * batches, steps_per_execution, resume)
@@ -150,6 +262,9 @@ def train(
         if use_mixed:
             keras.mixed_precision.set_global_policy("float32")
 
+    calibration = (
+        x_train[: batch_norm.RECALIBRATION_IMAGES] if batch_norm.has_batch_norm(model) else None
+    )
     # The callback scores the validation images itself after each epoch, instead of
     # Keras's validation pass: the same forward pass also gives the epoch's confusion
     # matrix. It comes first, so EarlyStopping reads the val_loss it adds to the logs.
@@ -162,6 +277,7 @@ def train(
         validation=(x_val, y_val) if len(y_val) else None,
         # A fixed batch of training images for the gradients of the weight health.
         probe=(x_train[:HEALTH_PROBE], y_train[:HEALTH_PROBE]),
+        calibration=calibration,
     )
     callbacks: list[keras.callbacks.Callback] = [progress]
     if config.early_stopping_patience and len(y_val):
@@ -184,6 +300,9 @@ def train(
             shuffle=False,  # the pipeline shuffles already
             verbose=0,
         )
+    if calibration is not None and progress.partial_epoch:
+        # A stop cut the last epoch: its end did not measure the statistics.
+        batch_norm.recalibrate(model, calibration)
     train_seconds = time.perf_counter() - fit_started
 
     sink.evaluating()

@@ -1,0 +1,145 @@
+"""The levers of a fast training: the one-cycle schedule, label smoothing, augmentation.
+
+Each is checked for what it does to numbers a test can compute itself, then the whole
+recipe goes through the engine and a checkpoint of it resumes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from fmnist.data import Dataset
+from fmnist.ml import engine
+from fmnist.schema import AUGMENTATIONS, ResumePoint, TrainConfig
+
+from .test_engine import ListSink
+
+
+def test_one_cycle_climbs_for_a_quarter_then_falls_to_nearly_zero() -> None:
+    schedule = engine.make_schedule(0.01, "one-cycle", total_steps=1000)
+    assert callable(schedule)
+    rates = np.array([float(schedule(step)) for step in range(0, 1001, 10)])
+    assert rates[0] == pytest.approx(0.01 / 25)
+    peak = int(np.argmax(rates))
+    assert peak * 10 == 250 and rates[peak] == pytest.approx(0.01)
+    assert np.all(np.diff(rates[: peak + 1]) > 0) and np.all(np.diff(rates[peak:]) <= 0)
+    assert rates[-1] == pytest.approx(0.01 * 0.001, rel=0.01)
+
+
+def test_label_smoothing_is_the_cross_entropy_against_softened_targets() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 10)).astype(np.float32)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = np.array([0, 3, 9, 9, 1, 5])
+    targets = np.full((6, 10), 0.01)
+    targets[np.arange(6), labels] = 0.91
+    expected = -(targets * np.log(probabilities)).sum(axis=1).mean()
+    loss = engine.SmoothedCrossentropy(0.1)
+    assert float(loss(labels, probabilities)) == pytest.approx(expected, rel=1e-5)
+    plain = engine.SmoothedCrossentropy(0.0)
+    assert float(plain(labels, probabilities)) == pytest.approx(
+        -np.log(probabilities[np.arange(6), labels]).mean(), rel=1e-5
+    )
+    assert engine.make_loss(0.0) == "sparse_categorical_crossentropy"
+
+
+def batch_of(dataset: Dataset, names: tuple[str, ...], count: int = 256) -> tuple[np.ndarray, ...]:
+    images, labels = dataset.x_train[:count], dataset.y_train[:count]
+    pipeline = engine.make_pipeline(images, labels, count, shuffle_seed=None, augment=names)
+    changed, same_labels = next(iter(pipeline))
+    assert np.array_equal(same_labels, labels)  # the order is kept without a shuffle seed
+    return images[..., None] / 255.0, np.asarray(changed)
+
+
+def test_a_flip_mirrors_about_half_the_pictures_and_nothing_else(dataset: Dataset) -> None:
+    original, changed = batch_of(dataset, ("flip",))
+    mirrored = np.array(
+        [np.allclose(c, o[:, ::-1]) for c, o in zip(changed, original, strict=True)]
+    )
+    kept = np.array([np.allclose(c, o) for c, o in zip(changed, original, strict=True)])
+    assert np.all(mirrored | kept) and 0.3 < mirrored.mean() < 0.7
+
+
+def test_a_shift_moves_each_picture_by_at_most_two_pixels(dataset: Dataset) -> None:
+    original, changed = batch_of(dataset, ("shift",))
+    moved = 0
+    for before, after in zip(original[..., 0], changed[..., 0], strict=True):
+        # Find the whole-pixel move that explains the picture best.
+        best = min(
+            (np.abs(np.roll(before, (dy, dx), axis=(0, 1)) - after)[2:-2, 2:-2].mean(), dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+        )
+        assert best[0] < 1e-6  # an exact copy, moved by whole pixels
+        moved += (best[1], best[2]) != (0, 0)
+    assert moved > 128  # most pictures moved
+
+
+def test_random_erasing_greys_one_box_in_about_half_the_pictures(dataset: Dataset) -> None:
+    original, changed = batch_of(dataset, ("erase",))
+    boxes = 0
+    for before, after in zip(original[..., 0], changed[..., 0], strict=True):
+        different = ~np.isclose(before, after)
+        if not different.any():
+            continue
+        boxes += 1
+        rows, columns = np.nonzero(different)
+        height, width = np.ptp(rows) + 1, np.ptp(columns) + 1
+        assert height <= 12 and width <= 12  # within one box of at most 12 pixels a side
+        assert np.allclose(after[different], 0.5)  # everything changed became mid grey
+    assert 0.35 < boxes / len(original) < 0.65
+
+
+def test_unknown_augmentations_and_too_much_smoothing_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown augmentation 'blur'"):
+        TrainConfig(augment=("flip", "blur")).validate()
+    with pytest.raises(ValueError, match=r"label smoothing must be between 0 and 0\.3"):
+        TrainConfig(label_smoothing=0.5).validate()
+    config = TrainConfig.from_settings({"augment": ["erase", "flip", "flip"], "epochs": 1})
+    assert config.augment == ("flip", "erase")  # one order, once each
+    assert TrainConfig.from_dict(config.to_dict() | {"augment": ["flip"]}).augment == ("flip",)
+    assert set(AUGMENTATIONS) == {"flip", "shift", "erase"}
+
+
+def test_the_whole_recipe_trains_records_its_settings_and_resumes(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    config = TrainConfig(
+        network="mlp",
+        epochs=2,
+        limit=3000,
+        batch_size=64,
+        learning_rate=0.003,
+        lr_schedule="one-cycle",
+        label_smoothing=0.1,
+        augment=AUGMENTATIONS,
+    )
+    first = ListSink(checkpoint_dir=tmp_path, stop_after_epochs=1)
+    engine.train(config, dataset, first)
+    # Half-way (43 of 86 steps): past the peak at step 22, a third of the way down.
+    expected = float(engine.make_schedule(0.003, "one-cycle", 86)(43))
+    assert first.epochs[0].learning_rate == pytest.approx(expected, rel=1e-3)
+    assert 0.5 * 0.003 < expected < 0.003
+    saved = keras.models.load_model(tmp_path / "epoch-1.keras")  # the custom loss loads
+    assert isinstance(saved.loss, engine.SmoothedCrossentropy) and saved.loss.smoothing == 0.1
+
+    second = ListSink()
+    resume = ResumePoint(str(tmp_path / "epoch-1.keras"), 1, tuple(first.epochs))
+    _, record = engine.train(config, dataset, second, resume)
+    assert record.epochs_completed == 2 and record.test_accuracy > 0.6
+    assert record.config["augment"] == AUGMENTATIONS and record.config["label_smoothing"] == 0.1
+    assert second.epochs[0].learning_rate == pytest.approx(0.003 * 0.001, rel=0.01)  # the end
+
+
+def test_mixed_precision_is_bfloat16_where_every_gpu_has_it() -> None:
+    from fmnist.ml import devices
+
+    assert devices.mixed_policy([(9, 0)]) == "mixed_bfloat16"  # H100
+    assert devices.mixed_policy([(8, 0), (8, 6)]) == "mixed_bfloat16"  # A100, RTX 30
+    assert devices.mixed_policy([(8, 0), (7, 5)]) == "mixed_float16"  # one T4 among them
+    assert devices.mixed_policy([]) == "mixed_float16"
+    assert all(len(found) == 2 for found in devices.gpu_capabilities())
