@@ -25,7 +25,10 @@ Every ratio compares two things measured side by side in this run:
 7. a class on one server: four sessions at once (two training, two uploading), the
    server's memory after 21 visitors (bench/safety.py);
 8. views inside the network: how faithful the "Why this answer?" maps are (salient
-   against random pixels blanked), and the time of one map (bench/views.py).
+   against random pixels blanked), and the time of one map (bench/views.py);
+9. time to accuracy: the ``fast`` network's recipe from the Train page, Start to the
+   saved run, and its test accuracy (bench/accuracy.py). ``--accuracy`` trains every
+   network's recipe instead (most of an hour on 2 cores).
 
 Results are printed as a table and written to bench/output/results.json; the
 servers' logs go beside it.
@@ -44,12 +47,14 @@ from collections.abc import Callable
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench.product import OUTPUT, Server, chromium
+from fmnist.networks import NETWORKS
 
 FULL_ROUNDS = 5  # each training contender runs once in each position
 FULL_STOP_ROUNDS = 3
 UPLOADS = 5
 BENCHMARKS = (
     "library", "training", "responsiveness", "stop", "memory", "pages", "safety", "views",
+    "accuracy",
 )  # fmt: skip
 BIG_UPLOADS = 3
 
@@ -80,12 +85,19 @@ def main() -> int:
         choices=BENCHMARKS,
         help="run only these benchmarks (repeatable)",
     )
+    parser.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="train every network's recipe from the Train page (time to accuracy; long)",
+    )
     args = parser.parse_args()
+    if args.accuracy:
+        args.only = [*(args.only or []), "accuracy"]
     rounds = args.rounds or (1 if args.quick else FULL_ROUNDS)
     stop_rounds = 1 if args.quick else FULL_STOP_ROUNDS
     wanted = set(args.only or BENCHMARKS)
 
-    from bench import interactive, library, memory, pages, safety, training, views
+    from bench import accuracy, interactive, library, memory, pages, safety, training, views
 
     results: dict = {
         "mode": "quick" if args.quick else "full",
@@ -125,6 +137,10 @@ def main() -> int:
                 if "stop" in wanted:
                     section(results, "stop", lambda: interactive.stop(server, browser, stop_rounds))
                 results["bench_server_log_tracebacks"] = server.tracebacks()
+        if "accuracy" in wanted:
+            recipes = tuple(NETWORKS) if args.accuracy else (accuracy.SPEED_RECIPE,)
+            with Server("accuracy") as server:
+                section(results, "accuracy", lambda: accuracy.run(server, browser, recipes))
         if "safety" in wanted:
             section(results, "safety", lambda: safety.run(browser))
         if "memory" in wanted:
@@ -400,6 +416,29 @@ def rows(results: dict) -> list[tuple[str, ...]]:
             (f"server VmRSS after {m['visitors']} visitors / after 1", f"{after:,} MB",
              f"{before:,} MB", f"{after / before:.2f}", "", "")
         )  # fmt: skip
+    if not failed("accuracy"):
+        a = results["accuracy"]
+        start_up = f"{a['tensorflow_start_up_seconds']} s"
+        out.append(("TensorFlow start-up: cold server to a ready worker", start_up, "", "", "", ""))
+        for network, r in a.items():
+            if not isinstance(r, dict):
+                continue
+            target = 180 if network == accuracy_speed_recipe() else None
+            out.append(
+                (
+                    f"{network} recipe ({r['epochs']} ep, batch {r['batch']}, {r['schedule']}): "
+                    "Start -> saved run, test accuracy",
+                    f"{r['wall_seconds']:.0f} s",
+                    f"{r['test_accuracy']:.2%}",
+                    "",
+                    ">= 93.0% in <= 180 s" if target else "",
+                    verdict(
+                        float(r["test_accuracy"] >= 0.93 and r["wall_seconds"] <= 180), 1.0, True
+                    )
+                    if target
+                    else "",
+                )
+            )
     if not failed("dataset_load"):
         d = results["dataset_load"]
         out.append(
@@ -428,6 +467,12 @@ def rows(results: dict) -> list[tuple[str, ...]]:
                 )
             )
     return out
+
+
+def accuracy_speed_recipe() -> str:
+    from bench.accuracy import SPEED_RECIPE
+
+    return SPEED_RECIPE
 
 
 def cpu_rows(results: dict) -> list[tuple[str, ...]]:

@@ -206,7 +206,53 @@ NETWORK_OPTIONS = [
     "mlp-2 — a deeper two-layer perceptron",
     "cnn — a classic two-convolution CNN",
     "cnn-bn — Fashion-MNIST Studio's own CNN",
+    "fast — Fashion-MNIST Studio's time-to-accuracy CNN",
 ]
+
+
+def test_a_networks_recipe_fills_the_form_and_trains_with_its_settings(
+    page: Page, server: Server
+) -> None:
+    open_page(page, server.url, "/Train", "🏋️ Train a network")
+    select_option(page, "Network", NETWORK_OPTIONS[-1])
+    expect(page.get_by_text("242,602 parameters")).to_be_visible()
+    page.get_by_role("button", name=re.compile("Use its recipe")).click()
+    wait_until_idle(page)
+    expect(page.get_by_label("Epochs")).to_have_value("6")
+    expect(page.get_by_role("combobox", name="Schedule")).to_have_value("one-cycle")
+    expect(page.get_by_role("combobox", name="Batch size")).to_have_value("128")
+    page.get_by_text("More settings").click()
+    smoothing = page.get_by_test_id("stSlider").filter(has_text="Label smoothing")
+    expect(smoothing).to_contain_text("0.1")
+    # A short version of it: 2,000 images, one epoch, and the shift on top.
+    select_option(page, "Training images", "2,000")
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("1")
+    epochs.press("Tab")
+    augment = page.get_by_role("combobox", name="Augment the training images")
+    augment.click()
+    try:
+        expect(page.get_by_role("listbox")).to_be_visible(timeout=3000)
+    except AssertionError:  # the first click after the number field's Tab may only focus it
+        augment.click()
+    page.get_by_role("option", name="shift up to 2 px").click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text("Saved as run")).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
+    expect(
+        page.get_by_text(re.compile("label smoothing 0.1 · augmented: shift up to 2 px"))
+    ).to_be_visible()
+    record = next(json.loads(path.read_text()) for path in server.models.glob("*-fast-*/run.json"))
+    config = record["config"]
+    assert (config["lr_schedule"], config["learning_rate"], config["batch_size"]) == (
+        "one-cycle",
+        0.004,
+        128,
+    )
+    assert config["label_smoothing"] == 0.1 and config["augment"] == ["shift"]
+    assert record["epochs_completed"] == 1 and record["train_images"] == 1800
+    assert_no_exception(page)
+    screenshot(page, "train-recipe")
 
 
 def server_process_facts(pid: int) -> tuple[bool, float]:

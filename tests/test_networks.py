@@ -10,7 +10,13 @@ from fmnist.networks import NETWORKS, get_network, layer_tables
 
 @pytest.mark.parametrize(
     ("name", "parameters"),
-    [("mlp", 101_770), ("mlp-2", 109_386), ("cnn", 862_410), ("cnn-bn", 459_434)],
+    [
+        ("mlp", 101_770),
+        ("mlp-2", 109_386),
+        ("cnn", 862_410),
+        ("cnn-bn", 459_434),
+        ("fast", 242_602),
+    ],
 )
 def test_networks_have_their_parameter_counts(name: str, parameters: int) -> None:
     assert build_model(name).count_params() == parameters

@@ -79,11 +79,44 @@ def _cnn_bn() -> keras.Model:
     )
 
 
+def _fast() -> keras.Model:
+    """Built for time to accuracy on a CPU: each 3x3 convolution is followed at once by a
+    max-pool, so the widest one (128 maps) runs on 7x7 pictures and the network costs
+    about 7.5 million multiply-adds a picture (cnn-bn: 11.5), with batch normalisation
+    so that a one-cycle schedule can run at a high rate. The pool comes before the batch
+    normalisation and the ReLU, as in airbench's blocks: those two then run on a quarter
+    of the values, which made a training step 15-35% faster here."""
+
+    def conv_block(filters: int) -> list[keras.Layer]:
+        return [
+            layers.Conv2D(filters, 3, padding="same", use_bias=False),
+            layers.MaxPooling2D(),
+            layers.BatchNormalization(momentum=0.9),
+            layers.Activation("relu"),
+        ]
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            *conv_block(32),
+            *conv_block(64),
+            *conv_block(128),
+            layers.Flatten(),
+            layers.Dense(128, use_bias=False),
+            layers.BatchNormalization(momentum=0.9),
+            layers.Activation("relu"),
+            layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
+        ],
+        name="fast",
+    )
+
+
 _BUILDERS: dict[str, Callable[[], keras.Model]] = {
     "mlp": lambda: _dense_stack("mlp", (128,)),
     "mlp-2": lambda: _dense_stack("mlp_2", (128, 64)),
     "cnn": _cnn,
     "cnn-bn": _cnn_bn,
+    "fast": _fast,
 }
 
 

@@ -1,0 +1,125 @@
+"""Time to accuracy: a network's recipe started from the Train page in Chromium, timed from
+the click on Start to "Saved as run" on the page, and its test accuracy from run.json.
+
+The Train page's "Use its recipe" button fills the form with the recipe of the README's
+accuracy table (fmnist.networks), so the benchmark clicks what a user clicks. The server
+is warm (its worker has TensorFlow and the dataset loaded): TensorFlow's start-up is
+measured apart, as the seconds from a cold server's first page to its worker naming its
+devices. ``make bench`` (``--only accuracy``) trains the ``fast`` recipe, the 3-minute
+target; ``--accuracy`` trains every network's recipe, which takes most of an hour here.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from bench.product import (
+    Server,
+    close_page,
+    exceptions_on,
+    find_run,
+    new_page,
+    open_page,
+    say,
+    select_option,
+    wait_saved,
+)
+from fmnist.jobs.store import JobStore
+from fmnist.networks import NETWORKS
+from fmnist.schema import TrainConfig
+
+SPEED_RECIPE = "fast"
+TARGETS = (0.93, 0.94, 0.945)
+RECIPE_TIMEOUT_MS = 60 * 60 * 1000
+
+
+def tensorflow_start_up(server: Server, browser) -> float:
+    """Seconds from a cold server's first page to its training worker naming its devices:
+    the start-up every first training of a fresh server waits for, then never again."""
+    started = time.perf_counter()
+    page = new_page(browser)
+    try:
+        open_page(page, server.url, "/Train")
+    finally:
+        close_page(page)
+    store = JobStore(server.store_path)
+    deadline = time.time() + 300
+    while store.get_meta("devices") is None:
+        if time.time() > deadline:
+            raise RuntimeError("the server's training worker did not start within 300 s")
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    time.sleep(3.0)  # the worker loads the dataset after naming its devices
+    return seconds
+
+
+def train_recipe(server: Server, browser, network: str) -> dict:
+    """Pick ``network`` on the Train page, press "Use its recipe" and Start; wait for the
+    saved run. The wall time runs from the click on Start to "Saved as run" on the page."""
+    page = new_page(browser)
+    try:
+        open_page(page, server.url, "/Train")
+        select_option(page, "Network", re.compile(rf"^{re.escape(network)} —"))
+        page.get_by_role("button", name=re.compile("Use its recipe")).click()
+        page.wait_for_timeout(1500)  # the rerun that fills the form
+        started = time.perf_counter()
+        page.get_by_role("button", name="Start training").click()
+        page.wait_for_url(re.compile(r"[?&]job="), timeout=60_000)
+        job_id = re.search(r"[?&]job=([^&]+)", page.url).group(1)
+        wait_saved(page, RECIPE_TIMEOUT_MS)
+        wall = time.perf_counter() - started
+        exceptions = exceptions_on(page)
+    finally:
+        close_page(page)
+    record = find_run(server.models, job_id)
+    if record is None:
+        raise RuntimeError(f"the {network} recipe's job {job_id} saved no run")
+    expected = TrainConfig(network=network, **NETWORKS[network].recipe).to_dict()
+    differing = {
+        key: (value, record["config"].get(key))
+        for key, value in expected.items()
+        if key in record["config"] and record["config"][key] != _json(value)
+    }
+    if differing:
+        raise RuntimeError(f"the page did not train the recipe: {differing}")
+    config = record["config"]
+    return {
+        "network": network,
+        "parameters": record["parameters"],
+        "epochs": record["epochs_completed"],
+        "batch": config["batch_size"],
+        "learning_rate": config["learning_rate"],
+        "schedule": config["lr_schedule"],
+        "label_smoothing": config.get("label_smoothing", 0.0),
+        "augment": list(config.get("augment", [])),
+        "validation_split": config["validation_split"],
+        "test_accuracy": record["test_accuracy"],
+        "wall_seconds": round(wall, 1),
+        "train_seconds": record["train_seconds"],
+        "evaluate_seconds": record["evaluate_seconds"],
+        "device": record["device"],
+        "run_id": record["run_id"],
+        "page_exceptions": exceptions,
+        "reached": {f"{t:.1%}": record["test_accuracy"] >= t for t in TARGETS},
+    }
+
+
+def _json(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def run(server: Server, browser, networks: tuple[str, ...] = (SPEED_RECIPE,)) -> dict:
+    start_up = round(tensorflow_start_up(server, browser), 1)
+    results: dict = {"tensorflow_start_up_seconds": start_up}
+    say(f"TensorFlow start-up (cold server to a ready worker): {start_up} s")
+    for network in networks:
+        say(f"{network}: training its recipe {NETWORKS[network].recipe} from the Train page")
+        result = train_recipe(server, browser, network)
+        say(
+            f"  {network}: test accuracy {result['test_accuracy']:.2%} in "
+            f"{result['wall_seconds']:.0f} s from Start to the saved run "
+            f"({result['train_seconds']:.0f} s training)"
+        )
+        results[network] = result
+    return results
