@@ -439,6 +439,22 @@ def rows(results: dict) -> list[tuple[str, ...]]:
                     else "",
                 )
             )
+            if "unwatched" in r:
+                u = r["unwatched"]
+                out.append(
+                    (
+                        f"{network} recipe, no page open (the server's worker alone)",
+                        f"{u['wall_seconds']:.0f} s",
+                        f"{u['test_accuracy']:.2%}",
+                        "",
+                        ">= 93.0% in <= 180 s",
+                        verdict(
+                            float(u["test_accuracy"] >= 0.93 and u["wall_seconds"] <= 180),
+                            1.0,
+                            True,
+                        ),
+                    )
+                )
     if not failed("dataset_load"):
         d = results["dataset_load"]
         out.append(

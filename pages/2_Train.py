@@ -124,13 +124,20 @@ def draw_network_picker() -> str:
         recipe = TrainConfig(network=name, **network.recipe)
         st.button(
             f"📋 Use its recipe: {recipe_words(recipe)}",
-            on_click=fill_form,
-            args=(recipe,),
+            on_click=use_recipe,
             help=network.recipe_words
             or "The settings of the accuracy table in the README for this network.",
             key=KEY + "recipe",
         )
     return name
+
+
+def use_recipe() -> None:
+    """The recipe button's callback: the recipe of the network picked when it was pressed
+    (read now, not bound when the button was drawn: a click right after switching
+    networks must not bring the previous network's recipe, and that network, back)."""
+    name = st.session_state[KEY + "network"]
+    fill_form(TrainConfig(network=name, **NETWORKS[name].recipe))
 
 
 def recipe_words(config: TrainConfig) -> str:
