@@ -1,7 +1,7 @@
 """Time to accuracy: a network's recipe started from the Train page in Chromium, timed from
 the click on Start to "Saved as run" on the page, and its test accuracy from run.json.
 
-The Train page's "Use its recipe" button fills the form with the recipe of the README's
+The Train page's "📋 Recipe" button fills the form with the recipe of the README's
 accuracy table (fmnist.networks), so the benchmark clicks what a user clicks. The server
 is warm (its worker has TensorFlow and the dataset loaded): TensorFlow's start-up is
 measured apart, as the seconds from a cold server's first page to its worker naming its
@@ -12,7 +12,6 @@ target; ``--accuracy`` trains every network's recipe, which takes most of an hou
 from __future__ import annotations
 
 import re
-import secrets
 import time
 
 from bench.product import (
@@ -25,10 +24,10 @@ from bench.product import (
     open_page,
     say,
     select_option,
+    train_unwatched,
     wait_saved,
+    wait_worker_ready,
 )
-from fmnist.client import TrainingClient
-from fmnist.jobs.store import JobStore
 from fmnist.networks import NETWORKS
 from fmnist.schema import TrainConfig
 
@@ -46,19 +45,14 @@ def tensorflow_start_up(server: Server, browser) -> float:
         open_page(page, server.url, "/Train")
     finally:
         close_page(page)
-    store = JobStore(server.store_path)
-    deadline = time.time() + 300
-    while store.get_meta("devices") is None:
-        if time.time() > deadline:
-            raise RuntimeError("the server's training worker did not start within 300 s")
-        time.sleep(0.1)
+    wait_worker_ready(server)
     seconds = time.perf_counter() - started
     time.sleep(3.0)  # the worker loads the dataset after naming its devices
     return seconds
 
 
 def train_recipe(server: Server, browser, network: str) -> dict:
-    """Pick ``network`` on the Train page, press "Use its recipe" and Start; wait for the
+    """Pick ``network`` on the Train page, press "📋 Recipe" and Start; wait for the
     saved run. The wall time runs from the click on Start to "Saved as run" on the page."""
     page = new_page(browser)
     try:
@@ -66,7 +60,7 @@ def train_recipe(server: Server, browser, network: str) -> dict:
         select_option(page, "Network", re.compile(rf"^{re.escape(network)} —"))
         parameters = f"{NETWORKS[network].parameters:,} parameters"
         page.get_by_text(parameters).wait_for()  # the page has switched networks
-        page.get_by_role("button", name=re.compile("Use its recipe")).click()
+        page.get_by_role("button", name="📋 Recipe").click()
         page.wait_for_timeout(1500)  # the rerun that fills the form
         meter = CpuMeter(server)
         started = time.perf_counter()
@@ -115,31 +109,19 @@ def train_recipe(server: Server, browser, network: str) -> dict:
     }
 
 
-def train_unwatched(server: Server, network: str) -> dict:
+def recipe_unwatched(server: Server, network: str) -> dict:
     """The same recipe submitted to the server's job store with no page open: the server's
     worker alone, as when the user's browser runs on another machine (here the benchmark's
     Chromium shares the server's 2 cores, and TensorFlow's two threads wait for each other
     whenever one of them is pre-empted)."""
-    store = JobStore(server.store_path)
-    meter = CpuMeter(server)
-    started = time.perf_counter()
     config = TrainConfig(network=network, **NETWORKS[network].recipe)
-    job_id = TrainingClient(store).submit(config, secrets.token_urlsafe(16))
-    deadline = time.time() + RECIPE_TIMEOUT_MS / 1000
-    while not (job := store.get(job_id, with_events=False)).state.final:
-        if time.time() > deadline:
-            raise RuntimeError(f"job {job_id} did not finish")
-        time.sleep(0.1)
-    wall = time.perf_counter() - started
-    record = find_run(server.models, job_id)
-    if record is None:
-        raise RuntimeError(f"job {job_id} ended {job.state.value} without a run: {job.message}")
+    record, wall, cpu = train_unwatched(server, config, RECIPE_TIMEOUT_MS / 1000)
     return {
         "test_accuracy": record["test_accuracy"],
         "wall_seconds": round(wall, 1),
         "train_seconds": record["train_seconds"],
         "epoch_seconds": [round(m["seconds"], 1) for m in record["history"]],
-        "cpu_seconds": meter.read(),
+        "cpu_seconds": cpu,
     }
 
 
@@ -161,7 +143,7 @@ def run(server: Server, browser, networks: tuple[str, ...] = (SPEED_RECIPE,)) ->
             f"CPU-seconds {result['cpu_seconds']})"
         )
         if network == SPEED_RECIPE:
-            alone = train_unwatched(server, network)
+            alone = recipe_unwatched(server, network)
             say(
                 f"  {network}, no page open: {alone['test_accuracy']:.2%} in "
                 f"{alone['wall_seconds']:.0f} s (epochs {alone['epoch_seconds']} s; "

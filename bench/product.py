@@ -419,6 +419,44 @@ def find_run(models: Path, job_id: str) -> dict | None:
     return None
 
 
+def wait_worker_ready(server: Server, timeout_s: float = 300) -> None:
+    """Until the server's training worker has TensorFlow up and has named its devices."""
+    from fmnist.jobs.store import JobStore
+
+    store = JobStore(server.store_path)
+    deadline = time.time() + timeout_s
+    while store.get_meta("devices") is None:
+        if time.time() > deadline:
+            raise RuntimeError(
+                f"the server's training worker did not start within {timeout_s:.0f} s"
+            )
+        time.sleep(0.1)
+
+
+def train_unwatched(server: Server, config, timeout_s: float) -> tuple[dict, float, dict]:
+    """``config`` (a TrainConfig) submitted to the server's job store with no page open:
+    (its run.json, the seconds from submitting to the saved run, the CPU-seconds meanwhile)."""
+    import secrets
+
+    from fmnist.client import TrainingClient
+    from fmnist.jobs.store import JobStore
+
+    store = JobStore(server.store_path)
+    meter = CpuMeter(server)
+    started = time.perf_counter()
+    job_id = TrainingClient(store).submit(config, secrets.token_urlsafe(16))
+    deadline = time.time() + timeout_s
+    while not (job := store.get(job_id, with_events=False)).state.final:
+        if time.time() > deadline:
+            raise RuntimeError(f"job {job_id} did not finish")
+        time.sleep(0.1)
+    seconds, cpu = time.perf_counter() - started, meter.read()
+    record = find_run(server.models, job_id)
+    if record is None:
+        raise RuntimeError(f"job {job_id} ended {job.state.value} without a run: {job.message}")
+    return record, seconds, cpu
+
+
 def upload_files(page, files: list[tuple[str, bytes]]) -> None:
     page.locator("input[type=file]").first.set_input_files(
         [{"name": name, "mimeType": mime_type(name), "buffer": data} for name, data in files]

@@ -25,7 +25,6 @@ browsers do not.
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -48,9 +47,10 @@ from bench.product import (
     open_page,
     say,
     start_training,
+    train_unwatched,
     wait_saved,
+    wait_worker_ready,
 )
-from fmnist.client import TrainingClient
 from fmnist.jobs.store import JobStore
 from fmnist.schema import TrainConfig
 
@@ -128,22 +128,10 @@ def watched(server: Server, browser, case: Case, watchers: int) -> dict:
 
 def unwatched(server: Server, case: Case) -> dict:
     """The same job through the server's store and worker, with no browser at all."""
-    started = time.perf_counter()
-    store = JobStore(server.store_path)
-    meter = CpuMeter(server)
     # The settings the Train page sends for this form: the defaults plus these three.
     config = TrainConfig(network=case.network, epochs=case.epochs, limit=case.limit)
-    job_id = TrainingClient(store).submit(config, secrets.token_urlsafe(16))
-    deadline = time.time() + TRAINING_TIMEOUT_MS / 1000
-    while not (job := store.get(job_id, with_events=False)).state.final:
-        if time.time() > deadline:
-            raise RuntimeError(f"job {job_id} did not finish")
-        time.sleep(0.1)
-    cpu = meter.read()
-    record = find_run(server.models, job_id)
-    if record is None:
-        raise RuntimeError(f"job {job_id} ended {job.state.value} without a run: {job.message}")
-    result = figures(record, time.perf_counter() - started)
+    record, seconds, cpu = train_unwatched(server, config, TRAINING_TIMEOUT_MS / 1000)
+    result = figures(record, seconds)
     result["config"] = record["config"]
     result["cpu_seconds"] = cpu
     return result
@@ -231,12 +219,7 @@ def warm_up(server: Server, browser) -> None:
             open_page(page, server.url, path)
     finally:
         close_page(page)
-    store = JobStore(server.store_path)
-    deadline = time.time() + 300
-    while store.get_meta("devices") is None:
-        if time.time() > deadline:
-            raise RuntimeError("the server's training worker did not start within 300 s")
-        time.sleep(0.2)
+    wait_worker_ready(server)
     time.sleep(3.0)  # the worker loads the dataset after naming its devices
     say("server warm: its training worker and inference service are up")
 

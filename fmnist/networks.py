@@ -26,7 +26,7 @@ class Network:
     description: str
     origin: str
     # The settings of the README's accuracy table for this network (TrainConfig's names;
-    # the rest keep their defaults): the Train page's "Use its recipe" fills the form
+    # the rest keep their defaults): the Train page's "📋 Recipe" button fills the form
     # with them, and `python -m bench --accuracy` trains them.
     recipe: dict[str, Any] = field(default_factory=dict)
     recipe_words: str = ""  # what the recipe is good for, for the button's help

@@ -112,23 +112,26 @@ def control_token(job: JobView) -> str | None:
 
 
 def draw_network_picker() -> str:
-    name = st.selectbox(
+    # The recipe button sits beside the picker, so that Start stays in view at 1280x800.
+    picker, button = st.columns([2, 1], vertical_alignment="bottom")
+    name = picker.selectbox(
         "Network",
         list(NETWORKS),
         format_func=lambda n: f"{n} — {NETWORKS[n].origin}",
         key=KEY + "network",
     )
     network = NETWORKS[name]
-    st.caption(f"{network.description} **{network.parameters:,} parameters.**")
     if network.recipe:
         recipe = TrainConfig(network=name, **network.recipe)
-        st.button(
-            f"📋 Use its recipe: {recipe_words(recipe)}",
+        button.button(
+            "📋 Recipe",
             on_click=use_recipe,
-            help=network.recipe_words
-            or "The settings of the accuracy table in the README for this network.",
+            help=f"Use its recipe: {recipe_words(recipe)}. "
+            + (network.recipe_words or "The settings of the README's accuracy table."),
             key=KEY + "recipe",
+            width="stretch",
         )
+    st.caption(f"{network.description} **{network.parameters:,} parameters.**")
     return name
 
 
@@ -215,7 +218,7 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
                     "epochs, and keep the best weights.",
                 ),
                 "name": right.text_input("Run name", max_chars=40, key=KEY + "name"),
-                "label_smoothing": right.select_slider(
+                "label_smoothing": left.select_slider(
                     "Label smoothing",
                     sorted({0.0, 0.05, 0.1, 0.2, st.session_state.get(KEY + "smoothing", 0.0)}),
                     key=KEY + "smoothing",
@@ -223,7 +226,7 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
                     "so the network learns to be less sure of itself and generalises better. "
                     "The training loss then cannot fall below about 0.5.",
                 ),
-                "augment": left.multiselect(
+                "augment": st.multiselect(
                     "Augment the training images",
                     AUGMENTATIONS,
                     format_func=AUGMENTATION_NAMES.get,
@@ -232,7 +235,7 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
                     "varied pictures, so the network learns the garment, not the exact pixels. "
                     "Worth it for long runs; short ones learn a little slower.",
                 ),
-                "mixed_precision": left.checkbox(
+                "mixed_precision": st.checkbox(
                     "Mixed precision",
                     disabled=not has_gpu,
                     key=KEY + "mixed",
