@@ -178,6 +178,22 @@ def _progress_line(job: Any) -> str:
     return f"\repoch {epoch}/{job.config.epochs} [{bar}] {speed} {eta}".ljust(100)
 
 
+def _spec_settings(path: str | None) -> dict:
+    """--network-spec FILE: the custom network's layers, from a list of layers, an object
+    with "layers" (a spec the Train page exported) or a run's run.json."""
+    if not path:
+        return {}
+    from fmnist.messages import first_line
+    from fmnist.network_spec import SpecError, from_json
+    from fmnist.networks import CUSTOM
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"cannot read the network spec {path}: {first_line(error)}") from None
+    return {"network": CUSTOM, "layers": from_json(text)}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from fmnist import runs
     from fmnist.client import new_token
@@ -186,6 +202,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from fmnist.schema import JobState, TrainConfig
 
     settings = vars(args) | {
+        **_spec_settings(args.network_spec),
         "devices": tuple(args.devices.split(",")) if args.devices else (),
         "augment": tuple(filter(None, args.augment.split(","))),
         "command": args.command_line,
@@ -422,6 +439,13 @@ def build_parser(prog: str = "python -m fmnist") -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--network", choices=list(NETWORKS), default=defaults.network, help="the network to train"
+    )
+    train.add_argument(
+        "--network-spec",
+        default=None,
+        metavar="FILE.json",
+        help="train your own network instead: a JSON list of layers, or a run.json whose "
+        "network to train again (the Train page's builder shows the format)",
     )
     train.add_argument(
         "--epochs", type=int, default=defaults.epochs, help="passes over the training images"

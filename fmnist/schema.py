@@ -14,8 +14,9 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
+from fmnist import network_spec
 from fmnist.messages import short
-from fmnist.networks import get_network
+from fmnist.networks import CUSTOM, get_network
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 # "cosine" lowers the learning rate smoothly to 1% of its start by the last
@@ -91,9 +92,17 @@ class TrainConfig:
     # networks fast while the live curves still move many times per epoch.
     steps_per_execution: int = 0
     command: str = ""  # the command line that started it, recorded in run.json
+    # The layers of a network built on the Train page or read from --network-spec (network
+    # "custom"), as fmnist.network_spec has them; empty for the named networks.
+    layers: tuple[dict[str, Any], ...] = ()
 
     def validate(self) -> None:
-        get_network(self.network)
+        if self.network == CUSTOM:
+            network_spec.summary(self.layers)  # a SpecError naming the impossible layer
+        elif self.layers:
+            raise ValueError(f"layers are given only with the network {CUSTOM!r}")
+        else:
+            get_network(self.network)
         if not 1 <= self.epochs <= 500:
             raise ValueError("epochs must be between 1 and 500")
         if not 1 <= self.batch_size <= 8192:
@@ -128,7 +137,7 @@ class TrainConfig:
         """The inverse of to_dict; unknown keys (from a newer version) are ignored."""
         known = {f.name for f in fields(cls)}
         kept = {k: v for k, v in values.items() if k in known}
-        for name in ("devices", "augment"):  # lists in JSON
+        for name in ("devices", "augment", "layers"):  # lists in JSON
             if name in kept:
                 kept[name] = tuple(kept[name])
         return cls(**kept)
@@ -164,6 +173,7 @@ class TrainConfig:
                 + tuple(a for a in dict.fromkeys(config.augment) if a not in AUGMENTATIONS),
                 "name": str(config.name).strip(),
                 "devices": tuple(config.devices),
+                "layers": tuple(network_spec.clean(config.layers)) if config.layers else (),
             }
         )
         config.validate()
@@ -278,6 +288,12 @@ class RunRecord:
     dataset_source: str
     # Fraction of the last epoch done when a Stop ended it part-way (0 = whole epochs).
     partial_epoch: float = 0.0
+    # With test-time augmentation: each test picture scored as the average over it and its
+    # mirror image. Measured only for runs trained on mirrored pictures ("flip").
+    test_accuracy_mirrored: float | None = None
+    # The network's layers (fmnist.network_spec), for a named network too: any run's
+    # network can be loaded back into the builder.
+    layers: list[dict[str, Any]] = field(default_factory=list)
     job_id: str = ""
     # One confusion matrix of the validation images per completed epoch, in order.
     validation_confusion_matrices: list[list[list[int]]] = field(default_factory=list)
@@ -318,9 +334,9 @@ def check_run_record(values: object) -> dict[str, Any]:
     for name, value in record.items():
         if name in hints:
             _check(value, hints[name], name, name in _MAY_BE_NON_FINITE)
-    accuracy = record.get("test_accuracy")
-    if accuracy is not None and not 0 <= accuracy <= 1:
-        raise ValueError("test_accuracy is not between 0 and 1")
+    for name in ("test_accuracy", "test_accuracy_mirrored"):
+        if name in record and not 0 <= record[name] <= 1:
+            raise ValueError(f"{name} is not between 0 and 1")
     if "config" in record:
         config_hints = typing.get_type_hints(TrainConfig)
         for name, value in record["config"].items():

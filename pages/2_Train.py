@@ -3,10 +3,11 @@
 import numpy as np
 import streamlit as st
 
-from fmnist import charts, evaluation, messages, runs, ui
+from fmnist import charts, evaluation, messages, network_spec, runs, settings_link, ui
 from fmnist.client import JobNotFoundError, NotOwnerError, new_token
 from fmnist.data import CLASS_NAMES
-from fmnist.networks import NETWORKS
+from fmnist.network_spec import PRESETS
+from fmnist.networks import CUSTOM, NETWORKS
 from fmnist.schema import (
     AUGMENTATIONS,
     LR_SCHEDULES,
@@ -33,6 +34,7 @@ AUGMENTATION_NAMES = {
     "shift": "shift up to 2 px",
     "erase": "grey box (random erasing)",
 }
+MAX_EPOCHS = 500  # TrainConfig's own limit: a job from the command line may have that many
 LIMITS = {"all 60,000": 0, "30,000": 30_000, "10,000": 10_000, "5,000": 5_000, "2,000": 2_000}
 ui.keep_widget_state([RUNS_OPEN])  # open or closed, as the user left it
 STATE_ICONS = {
@@ -79,6 +81,25 @@ def fill_form(config: TrainConfig) -> None:
     for key, value in values.items():
         if value is not None:
             st.session_state[KEY + key] = value
+    if config.network == CUSTOM:
+        set_layers([dict(layer) for layer in config.layers])
+
+
+def apply_link() -> None:
+    """A link made by "🔗 Copy link" fills the form, once per link."""
+    if not settings_link.has_settings(st.query_params):
+        return
+    query = str(sorted(st.query_params.items()))
+    if st.session_state.get(KEY + "link_applied") == query:
+        return
+    st.session_state[KEY + "link_applied"] = query
+    try:
+        config = settings_link.from_parameters(st.query_params)
+    except ValueError as error:
+        st.warning(f"This link's settings cannot be used: {ui.plain(str(error))}", icon="🔗")
+        return
+    fill_form(config)
+    st.toast("The form holds the settings of the link.", icon="🔗")
 
 
 def fill_defaults() -> None:
@@ -116,10 +137,15 @@ def draw_network_picker() -> str:
     picker, button = st.columns([2, 1], vertical_alignment="bottom")
     name = picker.selectbox(
         "Network",
-        list(NETWORKS),
-        format_func=lambda n: f"{n} — {NETWORKS[n].origin}",
+        [*NETWORKS, CUSTOM],
+        format_func=lambda n: (
+            f"{n} — " + (NETWORKS[n].origin if n in NETWORKS else "your own layers (builder)")
+        ),
         key=KEY + "network",
     )
+    if name == CUSTOM:
+        draw_builder()
+        return name
     network = NETWORKS[name]
     if network.recipe:
         recipe = TrainConfig(network=name, **network.recipe)
@@ -133,6 +159,155 @@ def draw_network_picker() -> str:
         )
     st.caption(f"{network.description} **{network.parameters:,} parameters.**")
     return name
+
+
+def builder_layers() -> list[dict]:
+    """The builder's layers, kept for the session; it starts from the fast network's."""
+    return st.session_state.setdefault(KEY + "layers", network_spec.clean(PRESETS["fast"]))
+
+
+def set_layers(layers: list[dict], chosen: int = 0) -> None:
+    st.session_state[KEY + "layers"] = layers
+    # New widgets for the layer's settings: the old ones held the values of the layer
+    # that was at their place before the change.
+    st.session_state[KEY + "layers_version"] = st.session_state.get(KEY + "layers_version", 0) + 1
+    st.session_state[KEY + "chosen_layer"] = max(0, min(chosen, len(layers) - 1))
+
+
+def move_layer(index: int, step: int) -> None:
+    layers = list(builder_layers())
+    layers.insert(index + step, layers.pop(index))
+    set_layers(layers, index + step)
+
+
+def remove_layer(index: int) -> None:
+    layers = list(builder_layers())
+    layers.pop(index)
+    set_layers(layers, index - 1 if index == len(layers) else index)
+
+
+def add_layer(index: int) -> None:
+    kind = st.session_state[KEY + "new_layer"]
+    layers = list(builder_layers())
+    layers.insert(index, network_spec.clean([{"type": kind}])[0])
+    set_layers(layers, index)
+
+
+def load_layers() -> None:
+    set_layers(network_spec.clean(PRESETS[st.session_state[KEY + "start_from"]]))
+
+
+def change_setting(index: int, name: str, widget: str) -> None:
+    layers = [dict(layer) for layer in builder_layers()]
+    layers[index][name] = st.session_state[widget]
+    st.session_state[KEY + "layers"] = layers
+    # The layer picker names each layer by its settings: a new picker shows the new name.
+    st.session_state[KEY + "names_version"] = st.session_state.get(KEY + "names_version", 0) + 1
+
+
+def choose_layer(widget: str) -> None:
+    st.session_state[KEY + "chosen_layer"] = st.session_state[widget]
+
+
+def draw_builder() -> None:
+    """The network builder: the layers with their output shapes and parameters, worked out
+    as the user edits (without TensorFlow), one layer's settings, add, move, remove."""
+    layers = builder_layers()
+    rows, problem = network_spec.describe(layers)
+    lines = ["| # | layer | output shape | parameters |", "|---:|---|---|---:|"]
+    for index, layer in enumerate([*layers, None]):
+        row = rows[index] if index < len(rows) else None
+        words = network_spec.layer_words(layer) if layer else "Dense 10, softmax (output)"
+        # "26×26×64" rather than Keras's "(batch, 26, 26, 64)": the column is narrow.
+        shown = ("—", "—")
+        if row:
+            shape = row["output shape"].removeprefix("(batch, ").rstrip(")").replace(", ", "×")
+            shown = (shape, f"{row['parameters']:,}")
+        lines.append(f"| {index + 1 if layer else ''} | {words} | {shown[0]} | {shown[1]} |")
+    if problem is None:
+        lines.append(f"| | **total** | | **{sum(r['parameters'] for r in rows):,}** |")
+    st.markdown("\n".join(lines))
+    if problem:
+        st.error(f"This network cannot be trained: {problem}.", icon="🧱")
+
+    version = st.session_state.get(KEY + "layers_version", 0)
+    chosen_column, up, down, delete = st.columns([4, 1, 1, 1], vertical_alignment="bottom")
+    chosen = min(st.session_state.get(KEY + "chosen_layer", 0), len(layers) - 1)
+    picker = f"{KEY}layer_picker_{version}_{st.session_state.get(KEY + 'names_version', 0)}"
+    chosen = chosen_column.selectbox(
+        "Layer to edit",
+        range(len(layers)),
+        index=chosen,
+        format_func=lambda i: f"{i + 1}. {network_spec.layer_words(layers[i])}",
+        key=picker,
+        on_change=choose_layer,
+        args=(picker,),
+    )
+    up.button(
+        "▲",
+        on_click=move_layer,
+        args=(chosen, -1),
+        disabled=chosen == 0,
+        help="Move it up",
+        key=KEY + "layer_up",
+    )
+    down.button(
+        "▼",
+        on_click=move_layer,
+        args=(chosen, 1),
+        disabled=chosen == len(layers) - 1,
+        help="Move it down",
+        key=KEY + "layer_down",
+    )
+    delete.button(
+        "✕",
+        on_click=remove_layer,
+        args=(chosen,),
+        disabled=len(layers) == 1,
+        help="Remove it",
+        key=KEY + "layer_remove",
+    )
+    layer = layers[chosen]
+    settings = network_spec.KINDS[layer["type"]].settings
+    # Three to a row: a convolution's five settings fit the settings column at 1280 px.
+    columns = [column for _ in range(0, len(settings), 3) for column in st.columns(3)]
+    for column, setting in zip(columns, settings, strict=False):
+        widget = f"{KEY}layer_{version}_{chosen}_{setting.name}"
+        st.session_state.setdefault(widget, layer[setting.name])
+        common = {
+            "key": widget,
+            "on_change": change_setting,
+            "args": (chosen, setting.name, widget),
+        }
+        if setting.choices:
+            column.selectbox(setting.name.capitalize(), setting.choices, **common)
+        elif isinstance(setting.default, int):
+            column.number_input(
+                setting.name.capitalize(), int(setting.low), int(setting.high), step=1, **common
+            )
+        else:
+            column.number_input(
+                setting.name.capitalize(), setting.low, setting.high, step=0.05, **common
+            )
+
+    kind_column, add = st.columns([4, 3], vertical_alignment="bottom")
+    kind_column.selectbox(
+        "New layer",
+        list(network_spec.KINDS),
+        format_func=lambda k: f"{network_spec.KINDS[k].keras_type}: {network_spec.KINDS[k].words}",
+        key=KEY + "new_layer",
+    )
+    add.button(
+        "➕ Add after it",
+        on_click=add_layer,
+        args=(chosen + 1,),
+        width="stretch",
+        disabled=len(layers) >= network_spec.MAX_LAYERS,
+        key=KEY + "layer_add",
+    )
+    preset_column, load = st.columns([4, 3], vertical_alignment="bottom")
+    preset_column.selectbox("Start again from", list(PRESETS), key=KEY + "start_from")
+    load.button("↩️ Load its layers", on_click=load_layers, width="stretch", key=KEY + "layers_load")
 
 
 def use_recipe() -> None:
@@ -151,6 +326,8 @@ def recipe_words(config: TrainConfig) -> str:
 
 
 def draw_layers(name: str) -> None:
+    if name == CUSTOM:
+        return  # the builder shows its layers
     # A static table: an st.dataframe here cost the page's first load ~0.3 s of Chromium.
     layers = NETWORKS[name].layers
     rows = [
@@ -173,7 +350,8 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
         left, right = st.columns(2)
         settings = {
             "network": name,
-            "epochs": left.number_input("Epochs", 1, 200, key=KEY + "epochs"),
+            "layers": tuple(builder_layers()) if name == CUSTOM else (),
+            "epochs": left.number_input("Epochs", 1, MAX_EPOCHS, key=KEY + "epochs"),
             "limit": LIMITS[
                 right.selectbox(
                     "Training images",
@@ -189,7 +367,10 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
                 key=KEY + "lr",
             ),
             "batch_size": right.selectbox(
-                "Batch size", [16, 32, 64, 128, 256, 512], key=KEY + "batch"
+                "Batch size",
+                # With the batch of the job or link on screen, which may be another size.
+                sorted({16, 32, 64, 128, 256, 512, st.session_state.get(KEY + "batch", 32)}),
+                key=KEY + "batch",
             ),
             "optimizer": left.selectbox("Optimizer", OPTIMIZERS, key=KEY + "optimizer"),
             "lr_schedule": right.selectbox(
@@ -243,11 +424,27 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
                     "before): faster on recent GPUs; not available on CPU.",
                 ),
             }
-        started = st.form_submit_button(
+        start, share = st.columns([3, 2])
+        started = start.form_submit_button(
             "▶️ Start training", type="primary", disabled=job_active, width="stretch"
+        )
+        shared = share.form_submit_button(
+            "🔗 Copy link",
+            width="stretch",
+            help="A link that opens this page with these settings (the layers and the "
+            "random seed too), to copy and hand out so that everyone starts the same "
+            "experiment.",
         )
     if job_active:
         st.caption("Your training is running: stop it or wait for it to finish to start another.")
+    if shared:
+        try:
+            address = settings_link.link(st.context.url or "", TrainConfig.from_settings(settings))
+        except ValueError as error:
+            st.error(f"No link: {error}", icon="🚫")
+        else:
+            st.code(address, language=None, wrap_lines=True)
+            st.caption("Copy it with the button at its right: opening it fills this form.")
     if started:
         try:
             config = TrainConfig.from_settings(settings)
@@ -662,9 +859,12 @@ def draw_train() -> None:
     else:
         devices_pending()
     fill_defaults()
+    apply_link()
     job = own_job()
     job_active = job is not None and job.state.active
-    settings, live = st.columns([2, 3], gap="large")
+    # The builder's table and settings need more room than a named network's form.
+    building = st.session_state.get(KEY + "network") == CUSTOM
+    settings, live = st.columns([1, 1] if building else [2, 3], gap="large")
     with settings:
         name = draw_network_picker()
         draw_settings(name, job_active, has_gpu)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist import evaluation, hardware
+from fmnist import evaluation, hardware, network_spec
 from fmnist.__main__ import _progress_line, build_parser
 from fmnist.jobs.store import JobStore
 from fmnist.schema import JobState, JobView, TrainConfig
@@ -292,6 +292,43 @@ def test_an_unknown_augmentation_is_one_line_and_exit_2(tmp_path: Path) -> None:
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines[-1].endswith("unknown augmentation 'blur'; choose from flip, shift, erase")
     assert "Traceback" not in done.stderr and not list(tmp_path.iterdir())
+
+
+def test_network_spec_trains_your_own_network_and_a_run_json_trains_it_again(
+    tmp_path: Path,
+) -> None:
+    spec = [
+        {"type": "conv", "filters": 6, "kernel": 5, "padding": "valid"},
+        {"type": "maxpool", "size": 4},
+        {"type": "flatten"},
+        {"type": "dense", "units": 20},
+    ]
+    parameters = (5 * 5 * 6 + 6) + (6 * 6 * 6 * 20 + 20) + (20 * 10 + 10)
+    spec_file = tmp_path / "mine.json"
+    spec_file.write_text(json.dumps(spec))
+    models = tmp_path / "models"
+    common = ("--epochs", "1", "--limit", "1000", "--json")
+    done = fmnist("train", "--network-spec", str(spec_file), *common, models_dir=models)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first = json.loads((Path(json.loads(done.stdout)["path"]) / "run.json").read_text())
+    assert first["network"] == "custom" and first["parameters"] == parameters
+    assert first["config"]["layers"] == first["layers"] == network_spec.clean(spec)
+    assert "--network-spec" in first["command"]
+
+    # The run's own run.json is a spec: the same network, trained again.
+    run_json = models / first["run_id"] / "run.json"
+    again = fmnist("train", "--network-spec", str(run_json), *common, models_dir=models)
+    assert again.returncode == 0, again.stderr[-2000:]
+    second = json.loads((Path(json.loads(again.stdout)["path"]) / "run.json").read_text())
+    assert second["layers"] == first["layers"] and second["parameters"] == parameters
+
+    spec_file.write_text(json.dumps([{"type": "dense", "units": 8}]))
+    refused = fmnist("train", "--network-spec", str(spec_file), *common, models_dir=models)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: layer 1 (Dense) needs a vector, but its input is 28x28x1 maps: "
+        "put a Flatten or a GlobalAveragePooling2D before it"
+    )
 
 
 def test_runs_lists_saved_runs_and_names_pick_one(two_runs: Path, shipped_run: dict) -> None:

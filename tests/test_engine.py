@@ -261,7 +261,7 @@ def test_a_loss_that_becomes_nan_ends_the_training_at_its_first_report(
     dataset: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A network whose weights are NaN, as after an overflow: the first report ends it.
-    def diverged(name: str) -> keras.Model:
+    def diverged(name: str, layers: object = ()) -> keras.Model:
         model = keras.Sequential(
             [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
         )

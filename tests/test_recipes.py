@@ -6,6 +6,7 @@ recipe goes through the engine and a checkpoint of it resumes.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -14,6 +15,8 @@ import pytest
 
 from fmnist.data import Dataset
 from fmnist.ml import engine
+from fmnist.ml.inference import predict_mirrored, predict_probabilities
+from fmnist.ml.networks import build_model
 from fmnist.schema import AUGMENTATIONS, ResumePoint, TrainConfig
 
 from .test_engine import ListSink
@@ -133,6 +136,28 @@ def test_the_whole_recipe_trains_records_its_settings_and_resumes(
     assert record.epochs_completed == 2 and record.test_accuracy > 0.6
     assert record.config["augment"] == AUGMENTATIONS and record.config["label_smoothing"] == 0.1
     assert second.epochs[0].learning_rate == pytest.approx(0.003 * 0.001, rel=0.01)  # the end
+
+
+def test_mirrored_scores_treat_a_picture_and_its_mirror_alike(dataset: Dataset) -> None:
+    keras.utils.set_random_seed(0)
+    model = build_model("fast")  # untrained: its scores of a picture and its mirror differ
+    images = dataset.x_test[:64]
+    mirrors = images[:, :, ::-1]
+    plain = predict_probabilities(model, images)
+    assert not np.allclose(plain, predict_probabilities(model, mirrors), atol=1e-4)
+    averaged = predict_mirrored(model, images)
+    np.testing.assert_allclose(averaged, predict_mirrored(model, mirrors), atol=1e-6)
+    np.testing.assert_allclose(averaged.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_only_runs_trained_on_mirrors_are_scored_with_mirrors(dataset: Dataset) -> None:
+    config = TrainConfig(network="mlp", epochs=1, limit=1000, augment=("flip",))
+    model, record = engine.train(config, dataset, ListSink())
+    expected = (predict_mirrored(model, dataset.x_test).argmax(axis=1) == dataset.y_test).mean()
+    assert record.test_accuracy_mirrored == pytest.approx(expected)
+    assert record.test_accuracy_mirrored != record.test_accuracy
+    _, plain = engine.train(replace(config, augment=("shift",)), dataset, ListSink())
+    assert plain.test_accuracy_mirrored is None
 
 
 def test_mixed_precision_is_bfloat16_where_every_gpu_has_it() -> None:

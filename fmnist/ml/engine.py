@@ -9,6 +9,7 @@ back to the server, which saves it).
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import keras
@@ -19,8 +20,9 @@ from fmnist import evaluation
 from fmnist.data import Dataset
 from fmnist.ml import batch_norm, devices
 from fmnist.ml.callbacks import ProgressCallback
-from fmnist.ml.inference import predict_probabilities
+from fmnist.ml.inference import predict_mirrored, predict_probabilities
 from fmnist.ml.networks import build_model
+from fmnist.networks import spec_of
 from fmnist.runs import new_run_id
 from fmnist.schema import (
     LIVE_POINTS_PER_EPOCH,
@@ -67,15 +69,23 @@ def make_pipeline(
     if shuffle_seed is not None:
         ds = ds.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    ds = ds.map(
-        lambda x, y: (tf.cast(x, tf.float32) / 255.0, y), num_parallel_calls=tf.data.AUTOTUNE
-    )
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y), num_parallel_calls=PARALLEL)
     if augment:
         changes = augmentation(augment, shuffle_seed or 0)
-        ds = ds.map(lambda x, y: (changes(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: (changes(x), y), num_parallel_calls=PARALLEL)
+    # No tf.data autotuning. Its model thread sleeps between optimisations for up to a
+    # minute once a pipeline has run a while, and Keras's end of each epoch (deleting the
+    # epoch's iterator) waited for that sleep to end: gdb found the training thread in
+    # ~RootDataset::Iterator waiting on Model::OptimizeLoop, and epochs of fast-wide took
+    # 87-154 s with whole-process pauses of up to 46 s. Fixed sizes do as well here.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
+# Batches prepared side by side and ahead of the training step (tf.data's fixed sizes).
+PARALLEL = max(2, min(8, os.cpu_count() or 2))
+PREFETCH_BATCHES = 4
 SHIFT_PIXELS = 2
 ERASE_SIDES = (4, 12)  # pixels, the box's least and greatest side
 ERASE_SHARE = 0.5  # of the pictures of a batch
@@ -214,7 +224,7 @@ def _compiled_model(
             steps_per_execution=steps_per_execution,
         )
         return model
-    model = build_model(config.network)
+    model = build_model(config.network, config.layers)
     model.compile(
         optimizer=make_optimizer(
             config.optimizer, config.learning_rate, config.lr_schedule, total_steps
@@ -309,6 +319,15 @@ def train(
     eval_started = time.perf_counter()
     with strategy.scope():
         probabilities = predict_probabilities(model, dataset.x_test, refuse_non_finite=False)
+        # A network that learnt from mirrored pictures is also scored with test-time
+        # augmentation; one that never saw a mirror image could lose from it.
+        mirrored = (
+            evaluation.score(
+                predict_mirrored(model, dataset.x_test, refuse_non_finite=False), dataset.y_test
+            ).accuracy
+            if "flip" in config.augment
+            else None
+        )
     scores = evaluation.score(probabilities, dataset.y_test)
     eval_seconds = time.perf_counter() - eval_started
 
@@ -330,6 +349,8 @@ def train(
         layer_health=[m.layer_health for m in history if m.layer_health],
         test_loss=scores.log_loss,
         test_accuracy=scores.accuracy,
+        test_accuracy_mirrored=mirrored,
+        layers=spec_of(config.network, config.layers),
         confusion_matrix=scores.confusion_matrix.tolist(),
         device=device,
         mixed_precision=use_mixed,

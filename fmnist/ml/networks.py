@@ -1,4 +1,5 @@
-"""Keras models for the named networks described in fmnist.networks.
+"""Keras models from network specs (fmnist.network_spec): the named networks and the
+Train page builder's own.
 
 Every network takes a (28, 28, 1) float input scaled to [0, 1] and ends in a
 10-way softmax, so that the pages, the command line and imported models all
@@ -8,121 +9,70 @@ The softmax layer is always float32, so it stays stable under mixed precision.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 from keras import layers
 
+from fmnist import network_spec
 from fmnist.data import NUM_CLASSES
 from fmnist.networks import INPUT_SHAPE, get_network
 
 
-def _dense_stack(name: str, widths: tuple[int, ...]) -> keras.Model:
-    """Flatten, then ReLU Dense layers of the given widths, then a 10-way softmax."""
+def _keras_layer(spec: Sequence[dict[str, Any]], index: int) -> keras.Layer:
+    layer = spec[index]
+    kind = layer["type"]
+    activation = layer.get("activation")
+    activation = None if activation == "none" else activation
+    if kind == "conv":
+        return layers.Conv2D(
+            layer["filters"],
+            layer["kernel"],
+            strides=layer["stride"],
+            padding=layer["padding"],
+            activation=activation,
+            use_bias=network_spec.uses_bias(spec, index),
+        )
+    if kind == "dense":
+        return layers.Dense(
+            layer["units"], activation=activation, use_bias=network_spec.uses_bias(spec, index)
+        )
+    if kind == "maxpool":
+        return layers.MaxPooling2D(layer["size"])
+    if kind == "avgpool":
+        return layers.AveragePooling2D(layer["size"])
+    if kind == "batchnorm":
+        return layers.BatchNormalization(momentum=network_spec.BATCH_NORM_MOMENTUM)
+    if kind == "activation":
+        return layers.Activation(activation)
+    if kind == "dropout":
+        return layers.Dropout(layer["rate"])
+    if kind == "gap":
+        return layers.GlobalAveragePooling2D()
+    return layers.Flatten()
+
+
+def build_from_spec(spec: object, name: str = "custom") -> keras.Model:
+    """The Keras model of a spec; a SpecError (one line) for an impossible one."""
+    network_spec.summary(spec)  # shapes, limits: the same words the page shows
+    cleaned = network_spec.clean(spec)
     return keras.Sequential(
         [
             keras.Input(shape=INPUT_SHAPE),
-            layers.Flatten(),
-            *(layers.Dense(width, activation="relu") for width in widths),
+            *(_keras_layer(cleaned, index) for index in range(len(cleaned))),
             layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
         ],
-        name=name,
+        name=name.replace("-", "_"),
     )
 
 
-def _cnn() -> keras.Model:
-    return keras.Sequential(
-        [
-            keras.Input(shape=INPUT_SHAPE),
-            layers.Conv2D(64, 3, activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Conv2D(64, 3, activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Flatten(),
-            layers.Dense(512, activation="relu"),
-            layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
-        ],
-        name="cnn",
-    )
-
-
-def _cnn_bn() -> keras.Model:
-    def conv_block(filters: int) -> list[keras.Layer]:
-        # Convolutions without bias: the batch normalisation that follows has its own.
-        return [
-            layers.Conv2D(filters, 3, padding="same", use_bias=False),
-            # Momentum 0.9 rather than 0.99: the moving statistics used at test
-            # time settle within a few hundred batches, so short demo runs score well.
-            layers.BatchNormalization(momentum=0.9),
-            layers.Activation("relu"),
-        ]
-
-    return keras.Sequential(
-        [
-            keras.Input(shape=INPUT_SHAPE),
-            *conv_block(32),
-            layers.MaxPooling2D(),
-            layers.Dropout(0.2),
-            *conv_block(64),
-            *conv_block(64),
-            layers.MaxPooling2D(),
-            layers.Dropout(0.3),
-            layers.Flatten(),
-            layers.Dense(128, use_bias=False),
-            layers.BatchNormalization(momentum=0.9),
-            layers.Activation("relu"),
-            layers.Dropout(0.4),
-            layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
-        ],
-        name="cnn_bn",
-    )
-
-
-def _fast() -> keras.Model:
-    """Built for time to accuracy on a CPU: each 3x3 convolution is followed at once by a
-    max-pool, so the widest one (128 maps) runs on 7x7 pictures and the network costs
-    about 7.5 million multiply-adds a picture (cnn-bn: 11.5), with batch normalisation
-    so that a one-cycle schedule can run at a high rate. The pool comes before the batch
-    normalisation and the ReLU, as in airbench's blocks: those two then run on a quarter
-    of the values, which made a training step 15-35% faster here."""
-
-    def conv_block(filters: int) -> list[keras.Layer]:
-        return [
-            layers.Conv2D(filters, 3, padding="same", use_bias=False),
-            layers.MaxPooling2D(),
-            layers.BatchNormalization(momentum=0.9),
-            layers.Activation("relu"),
-        ]
-
-    return keras.Sequential(
-        [
-            keras.Input(shape=INPUT_SHAPE),
-            *conv_block(32),
-            *conv_block(64),
-            *conv_block(128),
-            layers.Flatten(),
-            layers.Dense(128, use_bias=False),
-            layers.BatchNormalization(momentum=0.9),
-            layers.Activation("relu"),
-            layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
-        ],
-        name="fast",
-    )
-
-
-_BUILDERS: dict[str, Callable[[], keras.Model]] = {
-    "mlp": lambda: _dense_stack("mlp", (128,)),
-    "mlp-2": lambda: _dense_stack("mlp_2", (128, 64)),
-    "cnn": _cnn,
-    "cnn-bn": _cnn_bn,
-    "fast": _fast,
-}
-
-
-def build_model(name: str) -> keras.Model:
+def build_model(name: str, spec: object = None) -> keras.Model:
+    """A named network, or the given spec's (for name "custom")."""
+    if spec:
+        return build_from_spec(spec, name)
     get_network(name)  # a ValueError naming the choices for an unknown name
-    return _BUILDERS[name]()
+    return build_from_spec(network_spec.PRESETS[name], name)
 
 
 def layer_table(model: keras.Model) -> list[dict[str, Any]]:
@@ -136,23 +86,3 @@ def layer_table(model: keras.Model) -> list[dict[str, Any]]:
         }
         for layer in model.layers
     ]
-
-
-def write_layer_tables(path: Any) -> None:
-    """Regenerate fmnist/network_layers.json: `python -m fmnist.ml.networks`."""
-    import json
-    from pathlib import Path
-
-    tables = {}
-    for name in _BUILDERS:
-        # A fresh session per network, so layer names start at "dense", not "dense_7".
-        keras.backend.clear_session()
-        tables[name] = layer_table(build_model(name))
-    Path(path).write_text(json.dumps(tables, indent=1) + "\n")
-
-
-if __name__ == "__main__":
-    from fmnist.networks import LAYERS_FILE
-
-    write_layer_tables(LAYERS_FILE)
-    print(f"wrote {LAYERS_FILE}")
