@@ -1,13 +1,15 @@
 """Train: pick a network, train it in a worker process, watch it learn, keep and compare runs."""
 
+import functools
+
 import numpy as np
 import streamlit as st
 
-from fmnist import charts, evaluation, messages, network_spec, runs, settings_link, ui
+from fmnist import charts, evaluation, export, messages, network_spec, runs, settings_link, ui
 from fmnist.client import JobNotFoundError, NotOwnerError, new_token
 from fmnist.data import CLASS_NAMES
 from fmnist.network_spec import PRESETS
-from fmnist.networks import CUSTOM, NETWORKS
+from fmnist.networks import CUSTOM, NETWORKS, spec_of
 from fmnist.schema import (
     AUGMENTATIONS,
     LR_SCHEDULES,
@@ -143,8 +145,13 @@ def draw_network_picker() -> str:
         ),
         key=KEY + "network",
     )
+    # One container whatever it holds (the builder, or a line about the network): the
+    # form below keeps its place in the page, so a rerun redraws it instead of showing a
+    # second, stale form while the builder's rows and messages come and go.
+    below = st.container()
     if name == CUSTOM:
-        draw_builder()
+        with below:
+            draw_builder()
         return name
     network = NETWORKS[name]
     if network.recipe:
@@ -157,7 +164,7 @@ def draw_network_picker() -> str:
             key=KEY + "recipe",
             width="stretch",
         )
-    st.caption(f"{network.description} **{network.parameters:,} parameters.**")
+    below.caption(f"{network.description} **{network.parameters:,} parameters.**")
     return name
 
 
@@ -726,6 +733,14 @@ def run_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
+def edit_layers_of(record: dict) -> None:
+    """The runs table's button: the run's network, layer by layer, into the builder."""
+    config = record.get("config", {})
+    layers = record.get("layers") or spec_of(record["network"], config.get("layers", ()))
+    st.session_state[KEY + "network"] = CUSTOM
+    set_layers([dict(layer) for layer in layers])
+
+
 def delete_runs(chosen: tuple[tuple[str, str], ...]) -> None:
     """The Delete button's callback: exactly the runs (id, label) ticked when it was pressed."""
     deleted, errors = [], []
@@ -802,18 +817,28 @@ def draw_runs_table(records: list[dict]) -> None:
     columns = st.columns(min(len(selected), 3) + 1)
     for index, (record, label) in enumerate(zip(selected, labels, strict=True)):
         column = columns[index % (len(columns) - 1)]
-        try:
-            model_bytes = (runs.run_path(record["run_id"]) / runs.MODEL_FILE).read_bytes()
-        except OSError:  # deleted by its owner since this page listed it
+        if not (runs.run_path(record["run_id"]) / runs.MODEL_FILE).is_file():
+            # Deleted by its owner since this page listed it.
             column.caption(f"{ui.plain(label)}: no longer on the server")
             continue
         column.download_button(
             f"⬇️ {ui.plain(label)}",
-            data=model_bytes,
-            file_name=f"{record['run_id']}.keras",
-            mime="application/octet-stream",
-            help=f"{record['run_id']}.keras",
+            # Built when pressed, not on every rerun of the page (a model is megabytes).
+            data=functools.partial(export.bundle, record["run_id"]),
+            file_name=f"{record['run_id']}.zip",
+            mime="application/zip",
+            help=f"{record['run_id']}.zip: model.keras, run.json, history.csv, "
+            "confusion_matrix.csv, curves.png and a plain Keras script that trains the "
+            "same network with the same settings",
             key=KEY + "download_" + record["run_id"],
+        )
+    if len(selected) == 1:
+        st.button(
+            "🧱 Edit its layers in the builder",
+            on_click=edit_layers_of,
+            args=(selected[0],),
+            key=KEY + "edit_layers",
+            help="Load this run's network into the builder above, to change it and train again.",
         )
     client = ui.training_client()
     token = admin_token() or st.session_state.get(KEY + "token")

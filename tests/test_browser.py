@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -348,6 +349,16 @@ def test_the_builder_makes_a_network_trains_it_and_shares_it_as_a_link(
     assert record["layers"][-1]["units"] == 32 and record["config"]["layers"] == record["layers"]
     assert_no_exception(page)
     screenshot(page, "train-builder-trained")
+
+    # The run taken away: the runs table's download is the whole bundle.
+    tick_row(page, 1)
+    with page.expect_download() as download:
+        page.get_by_role("button", name=re.compile("^⬇️")).click()
+    archive = zipfile.ZipFile(download.value.path())
+    assert {Path(name).name for name in archive.namelist()} >= {
+        "model.keras", "run.json", "history.csv", "confusion_matrix.csv", "curves.png",
+    }  # fmt: skip
+    assert json.loads(archive.read(f"{record['run_id']}/run.json"))["layers"] == record["layers"]
 
     # The settings as a link, opened in a fresh browser (no session, no job): the same form.
     page.get_by_role("button", name="Copy link").click()

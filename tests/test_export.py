@@ -1,0 +1,86 @@
+"""A run to take away: the zip bundle and the plain Keras script inside it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fmnist import export, network_spec
+from fmnist.config import DEBIAN_DATA_DIR
+
+from .conftest import PROJECT_ROOT
+
+
+def test_the_bundle_holds_the_model_record_tables_curves_and_script(shipped_run: dict) -> None:
+    run_id = shipped_run["run_id"]
+    archive = zipfile.ZipFile(io.BytesIO(export.bundle(run_id, PROJECT_ROOT / "models")))
+    names = {Path(name).name for name in archive.namelist()}
+    assert names == {
+        "model.keras", "run.json", "history.csv", "confusion_matrix.csv", "curves.png",
+        f"train_{run_id}.py",
+    }  # fmt: skip
+    member = {Path(name).name: name for name in archive.namelist()}
+    model = (PROJECT_ROOT / "models" / run_id / "model.keras").read_bytes()
+    assert archive.read(member["model.keras"]) == model
+    assert (
+        json.loads(archive.read(member["run.json"]))["test_accuracy"]
+        == (shipped_run["test_accuracy"])
+    )
+    history = list(csv.DictReader(io.StringIO(archive.read(member["history.csv"]).decode())))
+    assert [int(row["epoch"]) for row in history] == list(
+        range(1, shipped_run["epochs_completed"] + 1)
+    )
+    assert float(history[-1]["val_accuracy"]) == shipped_run["history"][-1]["val_accuracy"]
+    rows = list(csv.reader(io.StringIO(archive.read(member["confusion_matrix.csv"]).decode())))
+    counts = np.array([[int(v) for v in row[1:]] for row in rows[1:]])
+    assert rows[0][1] == "T-shirt/top" and counts.shape == (10, 10) and counts.sum() == 10_000
+    assert np.trace(counts) / 10_000 == shipped_run["test_accuracy"]
+    picture = np.asarray(Image.open(io.BytesIO(archive.read(member["curves.png"]))))
+    assert picture.shape == (420, 1000, 3)
+    for colour in export._COLOURS.values():  # both curves are drawn
+        assert (np.abs(picture.astype(int) - colour).sum(axis=2) < 30).sum() > 200
+
+
+def test_the_script_trains_the_same_network_with_plain_keras(tmp_path: Path) -> None:
+    layers = [
+        network_spec.conv(8, 3, "same", "none"),
+        {"type": "maxpool", "size": 2},
+        {"type": "batchnorm"},
+        {"type": "activation", "activation": "relu"},
+        {"type": "dropout", "rate": 0.1},
+        {"type": "flatten"},
+        network_spec.dense(16),
+    ]
+    record = {
+        "run_id": "20261207-000000-custom-test-0000",
+        "network": "custom",
+        "test_accuracy": 0.5,
+        "layers": network_spec.clean(layers),
+        "config": {
+            "epochs": 3, "batch_size": 64, "learning_rate": 0.01, "optimizer": "adamw",
+            "lr_schedule": "one-cycle", "validation_split": 0.1, "seed": 3,
+            "label_smoothing": 0.1, "augment": ["flip", "shift", "erase"],
+        },
+    }  # fmt: skip
+    script = tmp_path / "train.py"
+    script.write_text(export.training_script(record))
+    saved = tmp_path / "model.keras"
+    done = subprocess.run(
+        [sys.executable, str(script), "--epochs", "1", "--limit", "2000",
+         "--data", str(DEBIAN_DATA_DIR), "--save", str(saved)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    accuracy = float(done.stdout.split("test accuracy: ")[1].split()[0])
+    assert 0.3 < accuracy <= 1.0  # it learnt something in one epoch of 1,800 pictures
+    parameters = network_spec.parameters(layers)
+    assert f"({parameters:,} parameters)" in done.stdout and saved.is_file()
