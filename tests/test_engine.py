@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -296,3 +297,15 @@ def test_a_learning_rate_given_as_a_whole_number_is_taken() -> None:
     for schedule in ("constant", "cosine"):
         optimizer = engine.make_optimizer("adam", 1, schedule, total_steps=10)
         assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(1.0)
+
+
+def test_the_same_seed_and_settings_give_the_same_weights_on_the_cpu(dataset: Dataset) -> None:
+    config = TrainConfig(network="cnn-bn", epochs=1, limit=640, batch_size=64, seed=5)
+    first, _ = engine.train(config, dataset, ListSink())
+    again, _ = engine.train(config, dataset, ListSink())
+    other, _ = engine.train(replace(config, seed=6), dataset, ListSink())
+    for mine, same in zip(first.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, same)
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(first.get_weights(), other.get_weights(), strict=True)
+    )
