@@ -189,6 +189,15 @@ class InferenceClient:
             return np.empty((0, NUM_CLASSES))
         return self._call_model(PREDICT, ref, np.ascontiguousarray(pixels))
 
+    def predict_mirrored(self, ref: ModelRef, pixels: np.ndarray) -> np.ndarray:
+        """Test-time augmentation: the average of each picture's softmax and its mirror
+        image's (left and right swapped), both in one call to the service."""
+        pixels = np.asarray(pixels)
+        if pixels.ndim == 2:
+            pixels = pixels[None]
+        both = self.predict(ref, np.concatenate([pixels, pixels[:, :, ::-1]]))
+        return (both[: len(pixels)] + both[len(pixels) :]) / 2
+
     def test_probabilities(self, ref: ModelRef) -> np.ndarray:
         """float64 (10000, 10) softmax of the test images (cached in the service)."""
         return self._call_model(TEST_PROBABILITIES, ref)
@@ -417,6 +426,10 @@ def check_imported(payload: bytes) -> ModelInfo:
 
 def predict(ref: ModelRef, pixels: np.ndarray) -> np.ndarray:
     return _client.predict(ref, pixels)
+
+
+def predict_mirrored(ref: ModelRef, pixels: np.ndarray) -> np.ndarray:
+    return _client.predict_mirrored(ref, pixels)
 
 
 def test_probabilities(ref: ModelRef) -> np.ndarray:

@@ -259,3 +259,19 @@ def test_the_service_exits_when_the_server_dies(socket_kept_open: bool) -> None:
         parent.stdin.close()  # ends the keeper, if any
         if keeper:
             wait_until_gone(keeper)
+
+
+def test_mirrored_scores_are_the_average_with_the_mirror_in_one_call(
+    client: InferenceClient, shipped_ref: RunModel, dataset: Dataset
+) -> None:
+    pictures = dataset.x_test[:20]
+    mirrors = np.ascontiguousarray(pictures[:, :, ::-1])
+    averaged = client.predict_mirrored(shipped_ref, pictures)
+    expected = (client.predict(shipped_ref, pictures) + client.predict(shipped_ref, mirrors)) / 2
+    np.testing.assert_allclose(averaged, expected, atol=1e-6)
+    # A picture and its mirror now get the same answer, which the plain scores do not.
+    np.testing.assert_allclose(client.predict_mirrored(shipped_ref, mirrors), averaged, atol=1e-6)
+    assert not np.allclose(
+        client.predict(shipped_ref, mirrors), client.predict(shipped_ref, pictures), atol=1e-3
+    )
+    assert client.predict_mirrored(shipped_ref, pictures[0]).shape == (1, 10)
