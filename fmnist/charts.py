@@ -191,18 +191,36 @@ def training_curves(
     return go.Figure(data=traces, layout=layout)
 
 
-def runs_comparison(records: Sequence[dict[str, Any]], labels: Sequence[str]) -> go.Figure:
-    """Accuracy and loss per epoch of several runs: validation solid, training dotted."""
+def runs_comparison(
+    records: Sequence[dict[str, Any]],
+    labels: Sequence[str],
+    by: str = "epoch",
+    log_loss: bool = False,
+) -> go.Figure:
+    """Accuracy, loss and learning rate of several runs: validation solid, training dotted.
+
+    ``by`` is "epoch" or "time" (seconds of training, the epochs' own times added up, so
+    that a fast network's curves end sooner); ``log_loss`` puts the loss on a log scale,
+    where late epochs' small differences show.
+    """
     traces: list[dict[str, Any]] = []
     for index, (record, given) in enumerate(zip(records, labels, strict=True)):
         # Plotly draws tags in legend text (<a href>, <b>): a run's name is shown as text.
         label = html.escape(given)
         colour = colors.qualitative.Plotly[index % 10]
         history = record.get("history", [])
-        for column, metric in enumerate(("accuracy", "loss"), start=1):
-            for key, dash, part in ((f"val_{metric}", "solid", "validation"),
-                                    (metric, "dot", "training")):  # fmt: skip
-                points = [(h["epoch"], h[key]) for h in history if key in h]
+        xs = _run_axis(history, by)
+        panels = (("accuracy", 1), ("loss", 2), ("learning_rate", 3))
+        for metric, column in panels:
+            keys = (
+                ((f"val_{metric}", "solid", "validation"), (metric, "dot", "training"))
+                if metric != "learning_rate"
+                else ((metric, "solid", "learning rate"),)
+            )
+            for key, dash, part in keys:
+                points = [
+                    (x, h[key]) for x, h in zip(xs, history, strict=True) if h.get(key) is not None
+                ]
                 if points:
                     traces.append(
                         dict(
@@ -213,7 +231,121 @@ def runs_comparison(records: Sequence[dict[str, Any]], labels: Sequence[str]) ->
                             showlegend=column == 1, xaxis=f"x{column}", yaxis=f"y{column}",
                         )
                     )  # fmt: skip
-    return go.Figure(data=traces, layout=_epoch_panels(("accuracy", "loss"), 400, -0.2))
+    title = "epoch" if by == "epoch" else "seconds of training"
+    axis = dict(title=dict(text=title), rangemode="tozero")
+    layout = dict(
+        xaxis1=dict(domain=[0, 0.3], anchor="y1", **axis),
+        xaxis2=dict(domain=[0.35, 0.65], anchor="y2", **axis),
+        xaxis3=dict(domain=[0.7, 1], anchor="y3", **axis),
+        yaxis1=dict(anchor="x1"),
+        yaxis2=dict(anchor="x2", type="log" if log_loss else "linear"),
+        yaxis3=dict(anchor="x3", type="log", exponentformat="power"),  # rates span decades
+        annotations=[
+            dict(text=text, x=x, y=1.0, xref="paper", yref="paper", xanchor="center",
+                 yanchor="bottom", showarrow=False, font=dict(size=16))
+            for text, x in (("accuracy", 0.15), ("loss", 0.5), ("learning rate", 0.85))
+        ],
+        height=420,
+        margin=dict(t=40, b=10),
+        legend=dict(orientation="h", y=-0.25),
+    )  # fmt: skip
+    return go.Figure(data=traces, layout=layout)
+
+
+def _run_axis(history: Sequence[dict[str, Any]], by: str) -> list[float]:
+    if by == "epoch":
+        return [h["epoch"] for h in history]
+    return [float(t) for t in np.cumsum([h.get("seconds") or 0.0 for h in history])]
+
+
+# The hyper-parameters of the parallel-coordinates chart: (run.json's config key, label).
+RUN_DIMENSIONS = (
+    ("learning_rate", "learning rate (log10)"),
+    ("batch_size", "batch"),
+    ("epochs", "epochs"),
+    ("label_smoothing", "label smoothing"),
+    ("validation_split", "validation share"),
+    ("seed", "seed"),
+)
+
+
+def runs_parallel(records: Sequence[dict[str, Any]]) -> go.Figure:
+    """Parallel coordinates: each run a line through its hyper-parameters and its network's
+    size, ending at its test accuracy (the colour too), to see which settings go together
+    with good runs."""
+    kept = [r for r in records if r.get("test_accuracy") is not None]
+    dimensions = []
+    for key, label in RUN_DIMENSIONS:
+        values = [float(r.get("config", {}).get(key) or 0) for r in kept]
+        if key == "learning_rate":
+            values = [float(np.log10(v)) if v > 0 else 0.0 for v in values]
+        dimensions.append(dict(label=label, values=values))
+    dimensions.append(dict(
+        label="parameters (log10)",
+        values=[float(np.log10(max(r.get("parameters") or 1, 1))) for r in kept],
+    ))  # fmt: skip
+    accuracy = [float(r["test_accuracy"]) for r in kept]
+    dimensions.append(dict(label="test accuracy", values=accuracy))
+    return go.Figure(
+        go.Parcoords(
+            line=dict(color=accuracy, colorscale="Viridis", showscale=True,
+                      colorbar=dict(title=dict(text="test acc."))),
+            dimensions=dimensions,
+        ),
+        layout=dict(height=380, margin=dict(t=60, l=60, r=40, b=20)),
+    )  # fmt: skip
+
+
+def confusion_difference(
+    first: np.ndarray, second: np.ndarray, labels: tuple[str, str]
+) -> go.Figure:
+    """Two runs' test confusion matrices side by side and their difference (second minus
+    first): blue where the second run puts more pictures, red where it puts fewer. On the
+    diagonal, blue is better; off it, red is."""
+    difference = np.asarray(second) - np.asarray(first)
+    limit = max(1, int(np.abs(difference).max()))
+    short = [name.split("/")[0][:8] for name in CLASS_NAMES]
+    panels = [
+        (np.asarray(first), html.escape(labels[0]), "Blues", None),
+        (np.asarray(second), html.escape(labels[1]), "Blues", None),
+        (difference, "difference (second − first)", "RdBu", limit),
+    ]
+    traces = []
+    layout: dict[str, Any] = dict(height=380, margin=dict(t=40, b=10, l=10, r=10))
+    annotations = []
+    for index, (values, title, scale, bound) in enumerate(panels, start=1):
+        scaled = dict(zmin=-bound, zmax=bound, zmid=0) if bound else {}
+        traces.append(
+            go.Heatmap(
+                z=values,
+                x=short,
+                y=short,
+                colorscale=scale,
+                showscale=False,
+                text=[[f"{int(v):+d}" if bound else str(int(v)) for v in row] for row in values],
+                texttemplate="%{text}",
+                textfont=dict(size=9),
+                hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>",
+                xaxis=f"x{index}",
+                yaxis=f"y{index}",
+                **scaled,
+            )
+        )
+        left = (index - 1) / 3
+        layout[f"xaxis{index}"] = dict(
+            domain=[left + 0.02, left + 0.31], anchor=f"y{index}", tickangle=-45,
+            tickfont=dict(size=9),
+        )  # fmt: skip
+        layout[f"yaxis{index}"] = dict(
+            anchor=f"x{index}", autorange="reversed", tickfont=dict(size=9),
+            showticklabels=index == 1,
+        )  # fmt: skip
+        annotations.append(
+            dict(text=title, x=left + 0.165, y=1.0, xref="paper", yref="paper",
+                 xanchor="center", yanchor="bottom", showarrow=False)
+        )  # fmt: skip
+    layout["annotations"] = annotations
+    return go.Figure(data=traces, layout=layout)
 
 
 def confusion_heatmap(

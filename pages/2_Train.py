@@ -809,11 +809,38 @@ def draw_runs_table(records: list[dict]) -> None:
         },
     )
     selected = [records[i] for i in event.selection.rows if i < len(records)] if event else []
+    if len(records) >= 2 and st.toggle(
+        "🧭 Every run's settings against its test accuracy", key=KEY + "parallel"
+    ):
+        st.plotly_chart(charts.runs_parallel(records), key=KEY + "parallel_chart")
+        st.caption("Each line is a run; drag along an axis to keep only the runs in that range.")
     if not selected:
         st.caption("Tick runs to compare their curves, download or delete them.")
         return
     labels = [runs.short_label(r) for r in selected]
-    st.plotly_chart(charts.runs_comparison(selected, labels), key=KEY + "comparison")
+    by, log_loss = st.columns([2, 1], vertical_alignment="bottom")
+    axis = by.segmented_control(
+        "Curves by", ["epoch", "time"], default="epoch", key=KEY + "compare_by",
+        format_func={"epoch": "epoch", "time": "seconds of training"}.get,
+    )  # fmt: skip
+    logarithmic = log_loss.toggle("Log-scale loss", key=KEY + "compare_log")
+    st.plotly_chart(
+        charts.runs_comparison(selected, labels, by=axis or "epoch", log_loss=logarithmic),
+        key=KEY + "comparison",
+    )
+    matrices = [r.get("confusion_matrix") for r in selected]
+    if len(selected) == 2 and all(matrices):
+        st.markdown(
+            "**Their test confusion matrices, and what changed from the first to the second**"
+        )
+        st.plotly_chart(
+            charts.confusion_difference(
+                np.array(matrices[0]), np.array(matrices[1]), (labels[0], labels[1])
+            ),
+            key=KEY + "confusion_difference",
+        )
+    elif len(selected) > 2:
+        st.caption("Tick exactly two runs to see their confusion matrices side by side.")
     columns = st.columns(min(len(selected), 3) + 1)
     for index, (record, label) in enumerate(zip(selected, labels, strict=True)):
         column = columns[index % (len(columns) - 1)]

@@ -360,6 +360,21 @@ def test_the_builder_makes_a_network_trains_it_and_shares_it_as_a_link(
     }  # fmt: skip
     assert json.loads(archive.read(f"{record['run_id']}/run.json"))["layers"] == record["layers"]
 
+    # Compared with another run: curves by training time on a log loss, the two confusion
+    # matrices and their difference, every run's settings against its accuracy.
+    tick_row(page, 2)
+    expect(page.get_by_text("Their test confusion matrices")).to_be_visible()
+    page.get_by_test_id("stButtonGroup").get_by_text("seconds of training").click()
+    wait_until_idle(page)
+    page.get_by_text("Log-scale loss").click()
+    wait_until_idle(page)
+    page.get_by_text("Every run's settings against its test accuracy").click()
+    wait_until_idle(page)
+    expect(page.locator(".js-plotly-plot .parcoords")).to_have_count(1)
+    expect(page.get_by_text("difference (second − first)")).to_be_visible()
+    assert_no_exception(page)
+    screenshot(page, "train-compare")
+
     # The settings as a link, opened in a fresh browser (no session, no job): the same form.
     page.get_by_role("button", name="Copy link").click()
     address = page.get_by_test_id("stCode").inner_text().strip()

@@ -45,3 +45,57 @@ def test_the_image_grid_carries_each_picture_exactly_with_its_caption_as_text() 
         assert np.array_equal(decoded, image)  # PNG: the 784 values, not an approximation
     assert "<b>T-shirt/top</b><br><span>#2</span>" in grid
     assert "&lt;b&gt;x&lt;/b&gt;" in grid and "<b><b>" not in grid
+
+
+def _run(seconds: list[float], rates: list[float], accuracy: float, **config) -> dict:
+    history = [
+        {"epoch": i + 1, "accuracy": 0.8 + i / 100, "val_accuracy": 0.79 + i / 100,
+         "loss": 0.5 / (i + 1), "val_loss": 0.6 / (i + 1), "seconds": s, "learning_rate": r}
+        for i, (s, r) in enumerate(zip(seconds, rates, strict=True))
+    ]  # fmt: skip
+    settings = {"learning_rate": 0.004, "batch_size": 128, "epochs": len(seconds),
+                "label_smoothing": 0.1, "validation_split": 0.1, "seed": 42}  # fmt: skip
+    return {
+        "history": history,
+        "test_accuracy": accuracy,
+        "parameters": 242_602,
+        "config": settings | config,
+    }
+
+
+def test_runs_compare_by_wall_time_with_a_log_loss_and_their_learning_rates() -> None:
+    fast = _run([10.0, 12.0, 11.0], [0.004, 0.002, 0.0001], 0.93)
+    slow = _run([60.0, 61.0], [0.001, 0.001], 0.92)
+    figure = charts.runs_comparison([fast, slow], ["fast", "slow"], by="time", log_loss=True)
+    traces = {trace.name: trace for trace in figure.data}
+    assert list(traces["fast (validation)"].x) == [10.0, 22.0, 33.0]  # seconds, added up
+    assert list(traces["slow (training)"].x) == [60.0, 121.0]
+    rates = [t for t in figure.data if t.yaxis == "y3"]
+    assert [list(t.y) for t in rates] == [[0.004, 0.002, 0.0001], [0.001, 0.001]]
+    assert figure.layout.yaxis2.type == "log" and figure.layout.xaxis1.title.text == (
+        "seconds of training"
+    )
+    by_epoch = charts.runs_comparison([fast], ["fast"])
+    assert list(by_epoch.data[0].x) == [1, 2, 3] and by_epoch.layout.yaxis2.type == "linear"
+
+
+def test_parallel_coordinates_end_at_each_runs_test_accuracy() -> None:
+    runs = [_run([1.0], [0.1], 0.93), _run([1.0], [0.1], 0.88, learning_rate=0.01, batch_size=32)]
+    runs.append({"history": [], "config": {}})  # no test accuracy: left out
+    (parallel,) = charts.runs_parallel(runs).data
+    dimensions = {d.label: list(d.values) for d in parallel.dimensions}
+    assert dimensions["test accuracy"] == [0.93, 0.88]
+    assert dimensions["batch"] == [128.0, 32.0]
+    assert np.allclose(dimensions["learning rate (log10)"], [np.log10(0.004), -2.0])
+    assert list(parallel.line.color) == [0.93, 0.88]
+
+
+def test_two_confusion_matrices_side_by_side_with_their_difference() -> None:
+    first = np.diag([90] * 10)
+    second = first.copy()
+    second[6, 6], second[6, 0] = 80, 10  # ten shirts now called T-shirts
+    figure = charts.confusion_difference(first, second, ("<b>a</b>", "b"))
+    difference = np.array(figure.data[2].z)
+    assert difference[6, 6] == -10 and difference[6, 0] == 10 and np.abs(difference).sum() == 20
+    assert figure.data[2].zmid == 0 and figure.data[2].text[6][0] == "+10"
+    assert figure.layout.annotations[0].text == "&lt;b&gt;a&lt;/b&gt;"
