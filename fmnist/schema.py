@@ -95,6 +95,9 @@ class TrainConfig:
     # The layers of a network built on the Train page or read from --network-spec (network
     # "custom"), as fmnist.network_spec has them; empty for the named networks.
     layers: tuple[dict[str, Any], ...] = ()
+    # A saved run this one continues ("Train N more epochs"): its weights and optimizer
+    # state, its epochs counted in ``epochs`` (the total), its curves carried on.
+    parent_run: str = ""
 
     def validate(self) -> None:
         if self.network == CUSTOM:

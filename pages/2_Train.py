@@ -733,6 +733,35 @@ def run_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
+def own_active_job() -> bool:
+    job_id = st.session_state.get(KEY + "job_id")
+    job = ui.training_client().job(job_id) if job_id else None
+    return job is not None and job.state.active
+
+
+def continue_run(record: dict) -> None:
+    """The runs table's button: N more epochs of a saved run, as a new, linked run."""
+    more = int(st.session_state[KEY + "more_epochs"])
+    name = record.get("name") or ""
+    try:
+        config = TrainConfig.from_dict(record.get("config", {})).to_dict()
+        config.update(
+            network=record["network"],
+            epochs=int(record.get("epochs_completed") or 0) + more,
+            parent_run=record["run_id"],
+            name=(f"{name} " if name else "") + f"+{more}",
+        )
+        checked = TrainConfig.from_settings(config)
+        job_id = ui.training_client().submit(checked, token())
+    except (ValueError, TypeError) as error:
+        st.session_state[KEY + "continue_error"] = str(error)
+        return
+    st.session_state[KEY + "job_id"] = job_id
+    st.session_state[KEY + "form_from_job"] = job_id
+    st.query_params["job"] = job_id
+    st.query_params["key"] = token()
+
+
 def edit_layers_of(record: dict) -> None:
     """The runs table's button: the run's network, layer by layer, into the builder."""
     config = record.get("config", {})
@@ -860,13 +889,28 @@ def draw_runs_table(records: list[dict]) -> None:
             key=KEY + "download_" + record["run_id"],
         )
     if len(selected) == 1:
-        st.button(
+        more, go_on, edit = st.columns([1, 2, 2], vertical_alignment="bottom")
+        more.number_input("More epochs", 1, 100, value=5, key=KEY + "more_epochs")
+        go_on.button(
+            "➕ Train them on this run",
+            on_click=continue_run,
+            args=(selected[0],),
+            key=KEY + "continue",
+            disabled=bool(own_active_job()),
+            help="A new run that starts from this one's weights and optimizer state, "
+            "with the same settings, and carries its curves on.",
+            width="stretch",
+        )
+        edit.button(
             "🧱 Edit its layers in the builder",
             on_click=edit_layers_of,
             args=(selected[0],),
             key=KEY + "edit_layers",
             help="Load this run's network into the builder above, to change it and train again.",
+            width="stretch",
         )
+    if error := st.session_state.pop(KEY + "continue_error", None):
+        st.error(f"Cannot continue: {ui.plain(error)}", icon="🚫")
     client = ui.training_client()
     token = admin_token() or st.session_state.get(KEY + "token")
     deletable = [r for r in selected if client.may_delete(r, token)]

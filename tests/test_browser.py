@@ -375,6 +375,24 @@ def test_the_builder_makes_a_network_trains_it_and_shares_it_as_a_link(
     assert_no_exception(page)
     screenshot(page, "train-compare")
 
+    # One more epoch of the custom run: a new run that carries the first one's curve on.
+    tick_row(page, 2)  # untick the other run
+    more = page.get_by_label("More epochs")
+    more.fill("1")
+    more.press("Tab")
+    page.get_by_role("button", name="Train them on this run").click()
+    expect(page.get_by_text(re.compile("Epoch 2 of 2 done"))).to_be_visible(
+        timeout=TRAINING_TIMEOUT_MS
+    )
+    expect(page.get_by_text("Saved as run")).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
+    child = next(
+        json.loads(path.read_text())
+        for path in server.models.glob("*-custom-*/run.json")
+        if json.loads(path.read_text())["config"].get("parent_run") == record["run_id"]
+    )
+    assert child["epochs_completed"] == 2 and child["history"][0] == record["history"][0]
+    assert child["layers"] == record["layers"]
+
     # The settings as a link, opened in a fresh browser (no session, no job): the same form.
     page.get_by_role("button", name="Copy link").click()
     address = page.get_by_test_id("stCode").inner_text().strip()

@@ -309,3 +309,29 @@ def test_the_same_seed_and_settings_give_the_same_weights_on_the_cpu(dataset: Da
     assert not all(
         np.array_equal(a, b) for a, b in zip(first.get_weights(), other.get_weights(), strict=True)
     )
+
+
+def test_a_run_continues_with_its_weights_optimizer_state_and_curves(
+    dataset: Dataset, models_dir: Path
+) -> None:
+    from fmnist import runs
+
+    config = TrainConfig(network="mlp", epochs=1, limit=1000, learning_rate=0.003)
+    parent_model, parent = engine.train(config, dataset, ListSink())
+    runs.save_run(parent_model, parent.to_dict())
+    steps = int(parent_model.optimizer.iterations.numpy())
+    more = replace(config, epochs=3, parent_run=parent.run_id)
+    sink = ListSink()
+    model, record = engine.train(more, dataset, sink)
+    assert [m.epoch for m in sink.epochs] == [2, 3]  # it starts after the parent's epoch
+    assert record.epochs_completed == 3 and record.history[0] == parent.history[0]
+    assert int(model.optimizer.iterations.numpy()) == 3 * steps  # Adam's count went on
+    assert record.config["parent_run"] == parent.run_id
+    # Its first new epoch starts from the parent's weights, not from scratch: the loss
+    # carries on below the parent's first epoch.
+    assert record.history[1]["loss"] < parent.history[0]["loss"]
+
+    with pytest.raises(ValueError, match="has 1 epochs already: ask for more"):
+        engine.train(replace(more, epochs=1), dataset, ListSink())
+    with pytest.raises(ValueError, match="has another network"):
+        engine.train(replace(more, network="mlp-2"), dataset, ListSink())
