@@ -268,6 +268,10 @@ def augmentation(names, seed):
     if "shift" in names:
         steps.append(layers.RandomTranslation(2 / 28, 2 / 28, fill_mode="constant",
                                               interpolation="nearest", seed=seed + 1))
+    if "rotate" in names:
+        steps.append(layers.RandomRotation(10 / 360, fill_mode="constant", seed=seed + 3))
+    if "zoom" in names:
+        steps.append(layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 4))
     if "erase" in names:
         # Keras's own random erasing: close to the app's grey box, not the same draw.
         steps.append(layers.RandomErasing(factor=0.5, scale=(0.02, 0.18), fill_value=0.5,

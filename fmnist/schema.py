@@ -27,8 +27,9 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 LR_SCHEDULES = ("constant", "cosine", "one-cycle")
 # Light augmentation of the training images only (never validation or test), on the
 # worker, a new draw every batch: a horizontal mirror, a shift of up to 2 pixels each
-# way, and random erasing (a grey box of 4-12 pixels a side over half the pictures).
-AUGMENTATIONS = ("flip", "shift", "erase")
+# way, random erasing (a grey box of 4-12 pixels a side over half the pictures), a
+# rotation of up to 10 degrees either way and a zoom in or out of up to 10%.
+AUGMENTATIONS = ("flip", "shift", "erase", "rotate", "zoom")
 MAX_LABEL_SMOOTHING = 0.3
 # Points of the live curves kept per epoch: enough for smooth lines, few enough
 # that a browser redraws them every second without effort.

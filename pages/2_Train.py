@@ -35,6 +35,8 @@ AUGMENTATION_NAMES = {
     "flip": "mirror left-right",
     "shift": "shift up to 2 px",
     "erase": "grey box (random erasing)",
+    "rotate": "rotate up to 10°",
+    "zoom": "zoom up to 10%",
 }
 MAX_EPOCHS = 500  # TrainConfig's own limit: a job from the command line may have that many
 LIMITS = {"all 60,000": 0, "30,000": 30_000, "10,000": 10_000, "5,000": 5_000, "2,000": 2_000}

@@ -290,7 +290,9 @@ def test_an_unknown_augmentation_is_one_line_and_exit_2(tmp_path: Path) -> None:
     done = fmnist("train", "--augment", "flip,blur", "--epochs", "1", models_dir=tmp_path)
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert lines[-1].endswith("unknown augmentation 'blur'; choose from flip, shift, erase")
+    assert lines[-1].endswith(
+        "unknown augmentation 'blur'; choose from flip, shift, erase, rotate, zoom"
+    )
     assert "Traceback" not in done.stderr and not list(tmp_path.iterdir())
 
 
@@ -369,7 +371,8 @@ def test_evaluate_defaults_to_the_best_run_with_a_readable_matrix(
     done = fmnist("evaluate", models_dir=two_runs)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
-    assert lines[0].startswith(f"{shipped_run['run_id']} (cnn-bn): test accuracy 0.9")
+    shipped = f"{shipped_run['run_id']} ({shipped_run['network']}): test accuracy 0.9"
+    assert lines[0].startswith(shipped)
     assert "rows: true class, columns: predicted class" in done.stdout
     header = next(line for line in lines if "Pullover" in line and "T-shirt" in line)
     assert header.split() == [

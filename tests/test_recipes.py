@@ -97,6 +97,38 @@ def test_random_erasing_greys_one_box_in_about_half_the_pictures(dataset: Datase
     assert 0.35 < boxes / len(original) < 0.65
 
 
+def _centre_and_width(picture: np.ndarray) -> tuple[np.ndarray, int]:
+    rows, columns = np.nonzero(picture > 0.2)
+    weights = picture[rows, columns]
+    centre = np.array([np.average(rows, weights=weights), np.average(columns, weights=weights)])
+    return centre, int(np.ptp(columns)) + 1
+
+
+def test_a_rotation_turns_pictures_about_their_centre_by_a_little(dataset: Dataset) -> None:
+    original, changed = batch_of(dataset, ("rotate",))
+    turned = 0
+    for before, after in zip(original[..., 0], changed[..., 0], strict=True):
+        turned += not np.allclose(before, after, atol=0.02)
+        centre_before, _ = _centre_and_width(before)
+        centre_after, _ = _centre_and_width(after)
+        assert np.abs(centre_after - centre_before).max() < 2.5  # turned in place
+        assert abs(after.sum() - before.sum()) < 0.15 * before.sum()  # nothing much lost
+    assert turned > 200
+
+
+def test_a_zoom_scales_pictures_by_at_most_a_tenth(dataset: Dataset) -> None:
+    original, changed = batch_of(dataset, ("zoom",))
+    ratios = []
+    for before, after in zip(original[..., 0], changed[..., 0], strict=True):
+        _, width_before = _centre_and_width(before)
+        _, width_after = _centre_and_width(after)
+        if 10 <= width_before < 20:  # wide enough to measure, clear of the sides
+            # A tenth at most, give or take the pixel lost or gained at each edge.
+            assert abs(width_after - width_before) <= 0.1 * width_before + 2
+            ratios.append(width_after / width_before)
+    assert len(ratios) > 50 and np.std(ratios) > 0.02  # some in, some out
+
+
 def test_unknown_augmentations_and_too_much_smoothing_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown augmentation 'blur'"):
         TrainConfig(augment=("flip", "blur")).validate()
@@ -105,7 +137,7 @@ def test_unknown_augmentations_and_too_much_smoothing_are_refused() -> None:
     config = TrainConfig.from_settings({"augment": ["erase", "flip", "flip"], "epochs": 1})
     assert config.augment == ("flip", "erase")  # one order, once each
     assert TrainConfig.from_dict(config.to_dict() | {"augment": ["flip"]}).augment == ("flip",)
-    assert set(AUGMENTATIONS) == {"flip", "shift", "erase"}
+    assert set(AUGMENTATIONS) == {"flip", "shift", "erase", "rotate", "zoom"}
 
 
 def test_the_whole_recipe_trains_records_its_settings_and_resumes(

@@ -5,13 +5,23 @@ from __future__ import annotations
 import pytest
 
 from fmnist.data import Dataset
-from fmnist.ml.inference import predict_probabilities
+from fmnist.ml.inference import predict_mirrored, predict_probabilities
+from fmnist.networks import NETWORKS
+from fmnist.schema import TrainConfig
 
 
-def test_shipped_run_records_how_it_was_made(shipped_run: dict) -> None:
-    assert shipped_run["command"].startswith("python -m fmnist train --network cnn-bn")
-    assert shipped_run["status"] == "done"
-    assert shipped_run["test_accuracy"] >= 0.93
+def test_shipped_run_is_the_best_presets_recipe_and_records_how_it_was_made(
+    shipped_run: dict,
+) -> None:
+    # The most accurate preset, trained with its recipe by the command in run.json.
+    assert shipped_run["network"] == "fast-wide" and shipped_run["status"] == "done"
+    recipe = TrainConfig(network="fast-wide", **NETWORKS["fast-wide"].recipe).to_dict()
+    for key in (*NETWORKS["fast-wide"].recipe, "validation_split", "seed", "optimizer"):
+        expected = list(recipe[key]) if isinstance(recipe[key], tuple) else recipe[key]
+        assert shipped_run["config"][key] == expected, key
+    assert shipped_run["command"].startswith("python -m fmnist train --network fast-wide")
+    assert shipped_run["epochs_completed"] == recipe["epochs"]
+    assert shipped_run["test_accuracy"] >= 0.94
 
 
 def test_shipped_model_scores_its_recorded_accuracy(
@@ -20,3 +30,12 @@ def test_shipped_model_scores_its_recorded_accuracy(
     probabilities = predict_probabilities(shipped_model, dataset.x_test)
     accuracy = (probabilities.argmax(axis=1) == dataset.y_test).mean()
     assert accuracy == pytest.approx(shipped_run["test_accuracy"], abs=0.005)
+
+
+def test_shipped_model_scores_its_recorded_mirrored_accuracy(
+    shipped_run: dict, shipped_model, dataset: Dataset
+) -> None:
+    # Trained on mirrored pictures, it was also scored with test-time augmentation.
+    probabilities = predict_mirrored(shipped_model, dataset.x_test)
+    accuracy = (probabilities.argmax(axis=1) == dataset.y_test).mean()
+    assert accuracy == pytest.approx(shipped_run["test_accuracy_mirrored"], abs=0.005)

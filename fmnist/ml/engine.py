@@ -90,6 +90,8 @@ PREFETCH_BATCHES = 4
 SHIFT_PIXELS = 2
 ERASE_SIDES = (4, 12)  # pixels, the box's least and greatest side
 ERASE_SHARE = 0.5  # of the pictures of a batch
+ROTATE_TURNS = 10 / 360  # up to 10 degrees either way, as a share of a full turn
+ZOOM_SHARE = 0.1  # in or out by up to 10%
 
 
 def augmentation(names: tuple[str, ...], seed: int) -> keras.Sequential:
@@ -106,6 +108,15 @@ def augmentation(names: tuple[str, ...], seed: int) -> keras.Sequential:
                 share, share, fill_mode="constant", interpolation="nearest", seed=seed + 1
             )
         )
+    if "rotate" in names:
+        steps.append(
+            keras.layers.RandomRotation(
+                ROTATE_TURNS, fill_mode="constant", interpolation="bilinear", seed=seed + 3
+            )
+        )
+    if "zoom" in names:
+        steps.append(keras.layers.RandomZoom(ZOOM_SHARE, fill_mode="constant", seed=seed + 4))
+    # Erasing last: its grey box is not turned or scaled with the garment.
     if "erase" in names:
         steps.append(RandomErasing(seed=seed + 2))
     return keras.Sequential(steps, name="augmentation")
