@@ -241,15 +241,7 @@ def test_a_networks_recipe_fills_the_form_and_trains_with_its_settings(
     epochs = page.get_by_label("Epochs")
     epochs.fill("1")
     epochs.press("Tab")
-    augment = page.get_by_role("combobox", name="Augment the training images")
-    shift = page.get_by_role("option", name="shift up to 2 px")
-    for _ in range(3):  # a click right after the number field's Tab may only focus it
-        augment.click()
-        page.wait_for_timeout(700)
-        if shift.is_visible():
-            break
-    shift.click()
-    page.keyboard.press("Escape")
+    choose_augmentation(page, "shift up to 2 px")
     page.get_by_role("button", name="Start training").click()
     expect(page.get_by_text("Saved as run")).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
     expect(
