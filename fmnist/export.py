@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from fmnist import network_spec, runs
 from fmnist.data import CLASS_NAMES
 from fmnist.networks import spec_of
+from fmnist.schema import TrainConfig
 
 HISTORY_COLUMNS = (
     "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds",
@@ -123,25 +124,29 @@ def _finite(value: object) -> bool:
 def training_script(record: dict[str, Any]) -> str:
     """A standalone Python script that rebuilds the run's network with plain Keras and
     trains it with the run's settings (python train_<run>.py --help)."""
-    config = record.get("config", {})
-    layers = record.get("layers") or spec_of(record["network"], config.get("layers", ()))
-    settings = {
-        key: config.get(key, default)
-        for key, default in (
-            ("epochs", 5), ("batch_size", 32), ("learning_rate", 0.001), ("optimizer", "adam"),
-            ("lr_schedule", "constant"), ("validation_split", 0.1), ("seed", 42),
-            ("label_smoothing", 0.0), ("augment", []),
-        )
-    }  # fmt: skip
-    settings["augment"] = list(settings["augment"])
+    config = record.get("config") or {}
+    # Checked again: run.json is a file on disk, and its values become Python source here.
+    layers = network_spec.clean(
+        record.get("layers") or spec_of(record["network"], config.get("layers") or ())
+    )
+    given = {k: v for k, v in config.items() if k in _SCRIPT_SETTINGS and v is not None}
+    checked = TrainConfig.from_settings(given)  # in range, of the right types
+    kept = {key: getattr(checked, key) for key in _SCRIPT_SETTINGS}
+    kept["augment"] = list(kept["augment"])
     lines = ",\n".join(f"            {_keras_line(layers, i)}" for i in range(len(layers)))
     return _SCRIPT.format(
         run_id=record.get("run_id", "a run"),
         accuracy=f"{record['test_accuracy']:.2%}" if record.get("test_accuracy") else "unknown",
-        settings=json.dumps(settings, indent=4),
+        settings="{\n" + "".join(f"    {key!r}: {value!r},\n" for key, value in kept.items()) + "}",
         layers=lines,
         momentum=network_spec.BATCH_NORM_MOMENTUM,
     )
+
+
+_SCRIPT_SETTINGS = (
+    "epochs", "batch_size", "learning_rate", "optimizer", "lr_schedule", "validation_split",
+    "seed", "label_smoothing", "augment",
+)  # fmt: skip
 
 
 def _keras_line(spec: list[dict[str, Any]], index: int) -> str:

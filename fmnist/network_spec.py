@@ -53,7 +53,7 @@ class Setting:
         whole = isinstance(self.default, int)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(f"{where}: {self.name} must be a number")
-        if whole and value != int(value):
+        if whole and math.isfinite(value) and value != int(value):
             raise SpecError(f"{where}: {self.name} must be a whole number")
         if not (math.isfinite(value) and self.low <= value <= self.high):
             low, high = (int(self.low), int(self.high)) if whole else (self.low, self.high)
@@ -131,7 +131,7 @@ def clean(layers: object) -> list[dict[str, Any]]:
     for number, layer in enumerate(layers, start=1):
         if not isinstance(layer, dict):
             raise SpecError(f"layer {number} is not an object with a type")
-        kind = KINDS.get(layer.get("type"))  # type: ignore[arg-type]
+        kind = KINDS.get(layer["type"]) if isinstance(layer.get("type"), str) else None
         if kind is None:
             raise SpecError(
                 f"layer {number}: unknown type {str(layer.get('type'))[:30]!r}; "
@@ -157,9 +157,14 @@ def from_json(text: str) -> list[dict[str, Any]]:
     except ValueError:
         raise SpecError("the network spec is not valid JSON") from None
     if isinstance(value, dict):
-        if "layers" not in value:
+        if "layers" in value:
+            value = value["layers"]
+        elif value.get("network") in PRESETS:  # an older run.json, of a named network
+            value = PRESETS[value["network"]]
+        elif isinstance(value.get("config"), dict) and value["config"].get("layers"):
+            value = value["config"]["layers"]
+        else:
             raise SpecError('the network spec has no "layers" list')
-        value = value["layers"]
     return clean(value)
 
 
@@ -170,14 +175,18 @@ def to_text(layers: Sequence[dict[str, Any]]) -> str:
         "-".join(
             [
                 layer["type"],
-                *(
-                    f"{layer[s.name]:g}" if isinstance(layer[s.name], float) else str(layer[s.name])
-                    for s in KINDS[layer["type"]].settings
-                ),
+                *(_as_text(layer[s.name]) for s in KINDS[layer["type"]].settings),
             ]
         )
         for layer in clean(layers)
     )
+
+
+def _as_text(value: int | float | str) -> str:
+    # Floats in plain digits: "1e-05" would hold the "-" that separates settings.
+    if isinstance(value, float):
+        return f"{value:.8f}".rstrip("0").rstrip(".") or "0"
+    return str(value)
 
 
 def from_text(text: str) -> list[dict[str, Any]]:

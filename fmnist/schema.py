@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import time
+import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
@@ -31,6 +32,8 @@ LR_SCHEDULES = ("constant", "cosine", "one-cycle")
 # rotation of up to 10 degrees either way and a zoom in or out of up to 10%.
 AUGMENTATIONS = ("flip", "shift", "erase", "rotate", "zoom")
 MAX_LABEL_SMOOTHING = 0.3
+MAX_PATIENCE = 50
+MAX_SEED = 2**31 - 1  # NumPy's and TensorFlow's seeds are 32-bit
 # Points of the live curves kept per epoch: enough for smooth lines, few enough
 # that a browser redraws them every second without effort.
 LIVE_POINTS_PER_EPOCH = 40
@@ -121,8 +124,10 @@ class TrainConfig:
             raise ValueError("validation split must be at least 0 and below 0.5")
         if self.limit < 0 or (0 < self.limit < 100):
             raise ValueError("limit must be 0 (all images) or at least 100")
-        if self.early_stopping_patience < 0:
-            raise ValueError("early stopping patience cannot be negative")
+        if not 0 <= self.early_stopping_patience <= MAX_PATIENCE:
+            raise ValueError(f"early stopping patience must be between 0 and {MAX_PATIENCE}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"the random seed must be between 0 and {MAX_SEED}")
         if self.steps_per_execution < 0:
             raise ValueError("steps per execution cannot be negative")
         if not 0 <= self.label_smoothing <= MAX_LABEL_SMOOTHING:
@@ -377,6 +382,11 @@ def _check(value: object, hint: Any, where: str, non_finite_ok: bool) -> None:
     origin, arguments = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
         return
+    if origin in (typing.Union, types.UnionType):  # "float | None": null was dropped already
+        kept = [argument for argument in arguments if argument is not type(None)]
+        if len(kept) == 1:
+            _check(value, kept[0], where, non_finite_ok)
+        return
     if hint is bool:
         fits = isinstance(value, bool)
     elif hint is str:
@@ -447,3 +457,7 @@ class ResumePoint:
     checkpoint: str
     epoch: int
     history: tuple[EpochMetrics, ...] = ()
+    # A continued run whose schedule had decayed to its end: a new schedule over the new
+    # epochs, with a fresh optimizer (a warm restart), instead of training at 0.1% of
+    # the rate. An interrupted job always carries its own optimizer on.
+    restart_schedule: bool = False

@@ -73,7 +73,9 @@ def own_job() -> JobView | None:
 
 
 def fill_form(config: TrainConfig) -> None:
-    limit = next((label for label, n in LIMITS.items() if n == config.limit), None)
+    limit = limit_label(config.limit)
+    if limit not in LIMITS:  # a job or link with another count: offered as it is
+        st.session_state[KEY + "other_limit"] = config.limit
     values = {
         "network": config.network, "epochs": config.epochs, "batch": config.batch_size,
         "lr": config.learning_rate, "optimizer": config.optimizer,
@@ -93,7 +95,7 @@ def apply_link() -> None:
     """A link made by "🔗 Copy link" fills the form, once per link."""
     if not settings_link.has_settings(st.query_params):
         return
-    query = str(sorted(st.query_params.items()))
+    query = str(sorted((k, v) for k, v in st.query_params.items() if k in settings_link.PARAMETERS))
     if st.session_state.get(KEY + "link_applied") == query:
         return
     st.session_state[KEY + "link_applied"] = query
@@ -104,6 +106,19 @@ def apply_link() -> None:
         return
     fill_form(config)
     st.toast("The form holds the settings of the link.", icon="🔗")
+
+
+def limit_label(count: int) -> str:
+    return next((label for label, n in LIMITS.items() if n == count), f"{count:,}")
+
+
+def limit_count(label: str) -> int:
+    return LIMITS.get(label, int(label.replace(",", "")))
+
+
+def limit_options() -> list[str]:
+    other = st.session_state.get(KEY + "other_limit")
+    return [*LIMITS, *([limit_label(other)] if other and limit_label(other) not in LIMITS else [])]
 
 
 def fill_defaults() -> None:
@@ -361,14 +376,14 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
             "network": name,
             "layers": tuple(builder_layers()) if name == CUSTOM else (),
             "epochs": left.number_input("Epochs", 1, MAX_EPOCHS, key=KEY + "epochs"),
-            "limit": LIMITS[
+            "limit": limit_count(
                 right.selectbox(
                     "Training images",
-                    list(LIMITS),
+                    limit_options(),
                     key=KEY + "limit",
                     help="Fewer images train faster: good for a quick demo.",
                 )
-            ],
+            ),
             "learning_rate": left.select_slider(
                 "Learning rate",
                 # With the rate of the job on screen, which may come from the command line.
@@ -396,7 +411,7 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
             left, right = st.columns(2)
             settings |= {
                 "validation_split": left.slider(
-                    "Validation split", 0.0, 0.3, step=0.05, key=KEY + "val_split"
+                    "Validation split", 0.0, 0.45, step=0.05, key=KEY + "val_split"
                 ),
                 "seed": right.number_input("Random seed", 0, 2**31 - 1, key=KEY + "seed"),
                 "early_stopping_patience": left.number_input(
@@ -450,7 +465,7 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
         try:
             address = settings_link.link(st.context.url or "", TrainConfig.from_settings(settings))
         except ValueError as error:
-            st.error(f"No link: {error}", icon="🚫")
+            st.error(f"No link: {ui.plain(str(error))}", icon="🚫")
         else:
             st.code(address, language=None, wrap_lines=True)
             st.caption("Copy it with the button at its right: opening it fills this form.")
@@ -459,7 +474,7 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
             config = TrainConfig.from_settings(settings)
             job_id = ui.training_client().submit(config, token())
         except ValueError as error:
-            st.error(f"Cannot start: {error}", icon="🚫")
+            st.error(f"Cannot start: {ui.plain(str(error))}", icon="🚫")
             return
         st.session_state[KEY + "job_id"] = job_id
         st.session_state[KEY + "form_from_job"] = job_id
@@ -766,10 +781,16 @@ def continue_run(record: dict) -> None:
 
 def edit_layers_of(record: dict) -> None:
     """The runs table's button: the run's network, layer by layer, into the builder."""
-    config = record.get("config", {})
-    layers = record.get("layers") or spec_of(record["network"], config.get("layers", ()))
+    config = record.get("config") or {}
+    try:
+        layers = network_spec.clean(
+            record.get("layers") or spec_of(record["network"], config.get("layers") or ())
+        )
+    except ValueError as error:  # a run.json edited by hand, or from a newer version
+        st.session_state[KEY + "continue_error"] = f"its layers cannot be read: {error}"
+        return
     st.session_state[KEY + "network"] = CUSTOM
-    set_layers([dict(layer) for layer in layers])
+    set_layers(layers)
 
 
 def delete_runs(chosen: tuple[tuple[str, str], ...]) -> None:

@@ -46,7 +46,8 @@ TRUE_CLASS_OPTIONS = [NO_CLASS, *range(len(CLASS_NAMES))]
 
 # Settings that outlive a closed tab or a visit to another page.
 ui.keep_widget_state(
-    KEY + name for name in ("normalise", "only_wrong", "test_index", "camera_on", "gallery_seed")
+    KEY + name
+    for name in ("normalise", "only_wrong", "test_index", "camera_on", "gallery_seed", "mirrored")
 )
 
 
@@ -295,6 +296,16 @@ def draw_picture(model: ModelRef, digest: str, picture: kept.Picture, result: di
         )
 
 
+def draw_mirror_toggle() -> None:
+    st.toggle(
+        "Mirror too (test-time augmentation)",
+        key=KEY + "mirrored",
+        help="Score each picture and its mirror image (left and right swapped) and average "
+        "the two: often a little more accurate with networks trained on mirrored pictures "
+        "(fast-wide's recipe), at twice the work.",
+    )
+
+
 def scorer(model: ModelRef) -> Callable[[np.ndarray], np.ndarray]:
     """The model's softmax of pictures, averaged with their mirror images' when asked."""
     if st.session_state.get(KEY + "mirrored"):
@@ -314,13 +325,8 @@ def draw_uploads(model: ModelRef) -> None:
     pictures = list(store.items())
     heading, mirror, clear = st.columns([3, 2, 1], vertical_alignment="center")
     heading.markdown(f"**{len(pictures)} picture(s)**, kept for this session")
-    mirror.toggle(
-        "Mirror too (test-time augmentation)",
-        key=KEY + "mirrored",
-        help="Score each picture and its mirror image (left and right swapped) and average "
-        "the two: often a little more accurate with networks trained on mirrored pictures "
-        "(fast-wide's recipe), at twice the work.",
-    )
+    with mirror:
+        draw_mirror_toggle()
     clear.button("🗑️ Remove all", key=KEY + "remove_all", on_click=remove_all)
     # All pictures go through the network in one call.
     results = predictor.predict_prepared(
@@ -377,6 +383,7 @@ def draw_canvas(model: ModelRef) -> None:
         )
     drawing = strokes.image_bytes if strokes is not None else None
     with right:
+        draw_mirror_toggle()
         if not drawing:
             st.info("The network's answer appears here as you draw.", icon="✏️")
             return

@@ -331,6 +331,20 @@ def test_a_run_continues_with_its_weights_optimizer_state_and_curves(
     # carries on below the parent's first epoch.
     assert record.history[1]["loss"] < parent.history[0]["loss"]
 
+    # A decayed schedule restarts over the new epochs, instead of crawling at its end.
+    cycled, parent_cycle = engine.train(
+        replace(config, lr_schedule="one-cycle"), dataset, ListSink()
+    )
+    runs.save_run(cycled, parent_cycle.to_dict())
+    assert parent_cycle.history[-1]["learning_rate"] < 0.003 * 0.01
+    again = ListSink()
+    engine.train(
+        replace(config, lr_schedule="one-cycle", epochs=3, parent_run=parent_cycle.run_id),
+        dataset,
+        again,
+    )
+    assert again.epochs[0].learning_rate > 0.003 * 0.5  # half-way: past the new peak
+
     with pytest.raises(ValueError, match="has 1 epochs already: ask for more"):
         engine.train(replace(more, epochs=1), dataset, ListSink())
     with pytest.raises(ValueError, match="has another network"):

@@ -94,6 +94,8 @@ def test_spec_tables_are_what_keras_builds() -> None:
         ([{"type": "dense", "unitz": 3}], r"layer 1 \(Dense\): it has no setting 'unitz'"),
         ([{"type": "flatten"}] * 41, "at most 40 are allowed"),
         ({"layers": []}, "a network spec is a list of layers"),
+        ([{"type": "conv", "filters": float("inf")}], "filters must be between 1 and 512"),
+        ([{"type": ["conv"]}], r"layer 1: unknown type \"\['conv'\]\""),
     ],
 )
 def test_impossible_networks_get_one_line_naming_the_layer(spec: object, message: str) -> None:
@@ -136,3 +138,13 @@ def test_only_the_custom_network_takes_layers() -> None:
         TrainConfig(network="mlp", layers=layers).validate()
     with pytest.raises(SpecError, match="the network has no layers"):
         TrainConfig(network="custom").validate()
+
+
+def test_an_older_run_json_gives_its_named_networks_layers() -> None:
+    import json
+
+    assert network_spec.from_json(json.dumps({"network": "cnn"})) == network_spec.clean(
+        network_spec.PRESETS["cnn"]
+    )
+    with pytest.raises(SpecError, match='has no "layers" list'):
+        network_spec.from_json(json.dumps({"network": "resnet"}))

@@ -229,8 +229,13 @@ def _compiled_model(
         # The checkpoint holds the weights and the optimizer's state (its step
         # count included, so a cosine schedule carries on where it was).
         model = keras.models.load_model(resume.checkpoint, compile=True)
+        optimizer = model.optimizer
+        if resume.restart_schedule:
+            optimizer = make_optimizer(
+                config.optimizer, config.learning_rate, config.lr_schedule, total_steps
+            )
         model.compile(
-            optimizer=model.optimizer,
+            optimizer=optimizer,
             loss=make_loss(config.label_smoothing),
             metrics=["accuracy"],
             steps_per_execution=steps_per_execution,
@@ -265,7 +270,9 @@ def parent_resume_point(config: TrainConfig) -> ResumePoint:
         for entry in record.get("history", [])[:done]
     )
     model_file = runs.run_path(config.parent_run) / runs.MODEL_FILE
-    return ResumePoint(str(model_file), done, history)
+    return ResumePoint(
+        str(model_file), done, history, restart_schedule=config.lr_schedule != "constant"
+    )
 
 
 def train(
@@ -301,7 +308,9 @@ def train(
         keras.mixed_precision.set_global_policy(devices.mixed_policy(devices.gpu_capabilities()))
     try:
         with strategy.scope():
-            model = _compiled_model(config, config.epochs * batches, steps_per_execution, resume)
+            # A restarted schedule spans the new epochs only.
+            epochs = config.epochs - (initial_epoch if resume and resume.restart_schedule else 0)
+            model = _compiled_model(config, epochs * batches, steps_per_execution, resume)
     finally:
         if use_mixed:
             keras.mixed_precision.set_global_policy("float32")
@@ -357,7 +366,7 @@ def train(
         # augmentation; one that never saw a mirror image could lose from it.
         mirrored = (
             evaluation.score(
-                predict_mirrored(model, dataset.x_test, refuse_non_finite=False), dataset.y_test
+                predict_mirrored(model, dataset.x_test, False, kept=probabilities), dataset.y_test
             ).accuracy
             if "flip" in config.augment
             else None

@@ -178,12 +178,17 @@ def predict_probabilities(
 
 
 def predict_mirrored(
-    model: keras.Model, images: np.ndarray, refuse_non_finite: bool = True
+    model: keras.Model,
+    images: np.ndarray,
+    refuse_non_finite: bool = True,
+    kept: np.ndarray | None = None,
 ) -> np.ndarray:
     """Test-time augmentation: the average of the softmax of each picture and of its mirror
     image (left and right swapped), which a network trained on mirrored pictures knows as
-    the same garment. Two passes, so twice the time of predict_probabilities."""
-    kept = predict_probabilities(model, images, refuse_non_finite=refuse_non_finite)
+    the same garment. Two passes, so twice the time of predict_probabilities, or one when
+    the pictures' own scores are given as ``kept``."""
+    if kept is None:
+        kept = predict_probabilities(model, images, refuse_non_finite=refuse_non_finite)
     mirrored = predict_probabilities(
         model, np.ascontiguousarray(images[:, :, ::-1]), refuse_non_finite=refuse_non_finite
     )
