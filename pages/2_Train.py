@@ -113,7 +113,7 @@ def limit_label(count: int) -> str:
 
 
 def limit_count(label: str) -> int:
-    return LIMITS.get(label, int(label.replace(",", "")))
+    return LIMITS[label] if label in LIMITS else int(label.replace(",", ""))
 
 
 def limit_options() -> list[str]:
