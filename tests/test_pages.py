@@ -237,6 +237,39 @@ def test_train_page_trains_in_a_worker_and_lists_the_run(models_dir: Path) -> No
     assert JobStore().owns(job_id, key)
 
 
+def test_a_link_fills_the_form_even_with_values_outside_its_lists(models_dir: Path) -> None:
+    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=TIMEOUT)
+    app.switch_page("pages/2_Train.py")
+    link = {"network": "cnn", "epochs": "300", "batch": "100", "images": "1234",
+            "validation": "0.4", "lr": "0.0007", "seed": "77", "augment": "zoom,flip"}  # fmt: skip
+    app.query_params.update(link)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.selectbox(key="train_limit").value == "1,234"
+    assert app.selectbox(key="train_batch").value == 100
+    assert app.number_input(key="train_epochs").value == 300
+    # Start with exactly these settings; a bad link says which setting in one line.
+    next(b for b in app.button if "Start training" in b.label).click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    job = JobStore().get(app.query_params["job"])
+    assert job is not None
+    assert (job.config.limit, job.config.batch_size, job.config.epochs) == (1234, 100, 300)
+    assert (job.config.validation_split, job.config.learning_rate, job.config.seed) == (
+        0.4, 0.0007, 77,
+    )  # fmt: skip
+    assert job.config.augment == ("flip", "zoom")
+    JobStore().request_stop(job.id)
+
+    bad = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=TIMEOUT)
+    bad.switch_page("pages/2_Train.py")
+    bad.query_params.update({"epochs": "many", "layers": "conv-inf"})
+    bad.run()
+    assert not bad.exception
+    assert [w.value.replace("\\", "") for w in bad.warning] == [  # markdown escapes
+        "This link's settings cannot be used: epochs must be a number, not 'many'"
+    ]
+
+
 def test_only_the_operator_sees_and_stops_other_peoples_jobs(
     models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
