@@ -596,12 +596,12 @@ def test_kill_9_of_the_server_keeps_queued_jobs_and_resumes_the_running_one(
 def demo_run(models: Path, suffix: str, minute: int, owner_token: str) -> str:
     """A copy of the shipped run under another name, as if ``owner_token``'s session trained it."""
     shipped = next(f for f in models.iterdir() if f.is_dir() and not f.name.startswith("."))
-    run_id = f"20261123-10{minute:02d}00-cnn-bn-demo-{suffix}"
+    run_id = f"20261208-10{minute:02d}00-fast-wide-demo-{suffix}"
     shutil.copytree(shipped, models / run_id)
     record = json.loads((models / run_id / "run.json").read_text())
     record.update(
         name=f"demo {suffix}",
-        finished_at=f"2026-11-23T10:{minute:02d}:00",
+        finished_at=f"2026-12-08T10:{minute:02d}:00",  # newer than the shipped run
         owner=hash_token(owner_token),
     )
     record.pop("shipped", None)
@@ -643,10 +643,10 @@ def test_delete_acts_on_ticked_runs_of_their_owner_only_and_keeps_the_shipped_on
         # Newest first: demo c (someone else's), demo b, demo a, then the shipped run.
         tick_row(page, 2)
         page.get_by_role("button", name="🗑️ Delete").click()
-        expect(page.get_by_text("Delete 1 run(s): demo b (cnn-bn)?")).to_be_visible()
+        expect(page.get_by_text("Delete 1 run(s): demo b (fast-wide)?")).to_be_visible()
         page.get_by_role("button", name="Yes, delete").click()
         wait_until_idle(page)
-        expect(page.get_by_text("Deleted 1 run(s): demo b (cnn-bn).")).to_be_visible()
+        expect(page.get_by_text("Deleted 1 run(s): demo b (fast-wide).")).to_be_visible()
         assert not (models / newer).exists() and (models / older).exists()
         # The tick did not move to the row that took its place.
         expect(page.get_by_text("Tick runs to compare")).to_be_visible()
@@ -661,7 +661,7 @@ def test_delete_acts_on_ticked_runs_of_their_owner_only_and_keeps_the_shipped_on
         expect(page.get_by_text("The others are kept")).to_be_visible()
         page.get_by_role("button", name="Yes, delete").click()
         wait_until_idle(page)
-        expect(page.get_by_text("Deleted 1 run(s): demo a (cnn-bn).")).to_be_visible()
+        expect(page.get_by_text("Deleted 1 run(s): demo a (fast-wide).")).to_be_visible()
         assert not (models / older).exists() and (models / theirs).exists()
 
         # The last row is the shipped run: read-only.

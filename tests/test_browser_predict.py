@@ -651,10 +651,10 @@ def test_inside_the_network_shows_each_layer_the_filters_and_the_separation(
     settle(page)
     inside = panel.get_by_test_id("stExpander").filter(has_text="Inside the network")
     expect(inside).to_contain_text("What each layer makes of this picture")
-    # The shipped cnn-bn: three convolution blocks and two pooling layers, then its filters.
-    expect(inside.get_by_test_id("stImage")).to_have_count(6, timeout=30_000)
-    expect(inside).to_contain_text("MaxPooling2D, 7×7, 64 maps, the first 32 shown")
-    expect(inside).to_contain_text("its 32 filters of 3×3 pixels")
+    # The shipped fast-wide: three blocks, each pooled and after its ReLU, then its filters.
+    expect(inside.get_by_test_id("stImage")).to_have_count(4, timeout=30_000)
+    expect(inside).to_contain_text("Activation, 3×3, 192 maps, the first 32 shown")
+    expect(inside).to_contain_text("its 48 filters of 3×3 pixels")
     chart = inside.locator(".js-plotly-plot")
     expect(chart).to_be_visible()
     expect(chart).to_contain_text("pixels")

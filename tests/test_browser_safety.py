@@ -38,8 +38,8 @@ ACCESS_CODE = "correct horse 7"
 SESSION_KEY = "the-students-own-secret"
 TRACKER_HOST = "10.255.255.1"
 TRACKER_NAME = f"![t](http://{TRACKER_HOST}/track.png)"
-TRACKER_RUN = "20261123-110000-cnn-bn-tracker-beef"
-PLAIN_RUN = "20261123-100000-cnn-bn-plain-cafe"
+TRACKER_RUN = "20261208-110000-fast-wide-tracker-beef"
+PLAIN_RUN = "20261208-100000-fast-wide-plain-cafe"
 BAD_RUNS = ("accuracy-as-text", "config-lr-as-text", "not-json")
 # Each page and a heading that only the page itself draws, never the access form.
 PAGES = {
@@ -73,10 +73,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         TRACKER_RUN,
         name=TRACKER_NAME,
         test_accuracy=0.5,
-        finished_at="2026-11-23T11:00:00",
+        finished_at="2026-12-08T11:00:00",  # newer than the shipped run
         owner=hash_token(SESSION_KEY),
     )
-    copy_run(models, PLAIN_RUN, name="plain", test_accuracy=0.4, finished_at="2026-11-23T10:00")
+    copy_run(models, PLAIN_RUN, name="plain", test_accuracy=0.4, finished_at="2026-12-08T10:00")
     for name in BAD_RUNS:
         (models / name).mkdir()
         (models / name / "model.keras").write_bytes(b"PK\x03\x04 a model")
@@ -164,7 +164,7 @@ def test_train_keeps_its_query_parameters_skips_bad_runs_and_shows_names_literal
     assert box is not None
     page.mouse.click(box["x"] + 18, box["y"] + 35 * 1 + 17)
     wait_until_idle(page)
-    label = f"{TRACKER_NAME} (cnn-bn)"
+    label = f"{TRACKER_NAME} (fast-wide)"
     expect(page.get_by_test_id("stDownloadButton")).to_contain_text(label)
     # ?key= reached the page too: this session trained that run, so it may delete it.
     page.get_by_role("button", name="🗑️ Delete").click()

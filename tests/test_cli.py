@@ -60,7 +60,7 @@ def python(script: str, *args: str, cwd: Path = PROJECT_ROOT) -> subprocess.Comp
     )
 
 
-SECOND_RUN = "20261122-150000-cnn-bn-second-ffff"
+SECOND_RUN = "20261208-150000-fast-wide-second-ffff"  # newer than the shipped run
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def two_runs(tmp_path: Path) -> Path:
         "run_id": SECOND_RUN,
         "name": "second",
         "test_accuracy": 0.9,
-        "finished_at": "2026-11-22T15:00:00",
+        "finished_at": "2026-12-08T15:00:00",
         "shipped": False,
     }
     (second / "run.json").write_text(json.dumps(record))
@@ -347,7 +347,7 @@ def test_runs_lists_saved_runs_and_names_pick_one(two_runs: Path, shipped_run: d
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["RUN", "NAME", "NETWORK", "TEST", "ACC", "EPOCHS", "FINISHED"]
-    assert lines[1].split()[:4] == [SECOND_RUN, "second", "cnn-bn", "90.00%"]
+    assert lines[1].split()[:4] == [SECOND_RUN, "second", "fast-wide", "90.00%"]
     assert lines[2].split()[:3] == ["*", shipped_run["run_id"], shipped_run["name"]]
 
     # Ambiguous or unknown: one line, status 2, before TensorFlow is even loaded.
@@ -392,10 +392,10 @@ def test_evaluate_defaults_to_the_best_run_with_a_readable_matrix(
 def test_predict_names_its_model_and_takes_a_run_prefix(two_runs: Path, tmp_path: Path) -> None:
     (tmp_path / "boot.png").write_bytes(encode(boot_picture(), "PNG"))
     done = fmnist(
-        "predict", "--run", "20261122-15", str(tmp_path / "boot.png"), models_dir=two_runs
+        "predict", "--run", "20261208-15", str(tmp_path / "boot.png"), models_dir=two_runs
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"model: {SECOND_RUN} (cnn-bn, test accuracy 90.00%)" in done.stderr
+    assert f"model: {SECOND_RUN} (fast-wide, test accuracy 90.00%)" in done.stderr
     assert not [word for word in NATIVE_CHATTER if word in done.stderr], done.stderr[-2000:]
     assert done.stdout.startswith(f"{tmp_path / 'boot.png'}: ")
     assert "model:" not in done.stdout

@@ -23,20 +23,27 @@ def mlp(dataset: Dataset) -> keras.Model:
     return model
 
 
-def test_the_shipped_cnn_shows_each_block_and_pooling_layer(
+def test_the_shipped_cnn_shows_each_block_after_its_activation(
     shipped_model: keras.Model, dataset: Dataset
 ) -> None:
+    # fast-wide's blocks are conv, pool, batch norm, ReLU: each is shown once, pooled and
+    # after its ReLU, not as the convolution's raw sums.
     layers = inside.feature_maps(shipped_model, dataset.x_test[0])
-    assert [layer.maps.shape[:2] for layer in layers] == [
-        (28, 28), (14, 14), (14, 14), (14, 14), (7, 7)
-    ]  # fmt: skip
+    assert [layer.maps.shape[:2] for layer in layers] == [(14, 14), (7, 7), (3, 3)]
     assert all(layer.maps.shape[2] == min(layer.total, inside.MAPS_SHOWN) for layer in layers)
-    assert [layer.total for layer in layers] == [32, 32, 64, 64, 64]
+    assert [layer.total for layer in layers] == [48, 96, 192]
     # Taken after the activation: no negative values, and the boot lights some maps up.
     assert all(layer.maps.min() >= 0 and layer.maps.max() > 0 for layer in layers)
     first = inside.first_layer(shipped_model)
-    assert first is not None and first.kind == "filters" and first.weights.shape == (3, 3, 32)
+    assert first is not None and first.kind == "filters" and first.weights.shape == (3, 3, 48)
     assert first.class_templates is None  # a convolutional network has none
+
+
+def test_a_classic_cnn_shows_its_convolutions_and_pools_and_cnn_bn_after_batch_norm() -> None:
+    shown = [type(layer).__name__ for layer in inside.map_layers(build_model("cnn"))]
+    assert shown == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D"]
+    shown = [type(layer).__name__ for layer in inside.map_layers(build_model("cnn-bn"))]
+    assert shown == ["Activation", "MaxPooling2D", "Activation", "Activation", "MaxPooling2D"]
 
 
 def test_classes_stand_further_apart_layer_after_layer(

@@ -58,10 +58,13 @@ def test_grad_cam_points_at_the_garment_not_the_background(
         lit = image > 0
         on_garment.append(heatmap[lit].sum() / heatmap.sum())
         garment_share.append(lit.mean())
-    assert empty <= IMAGES // 20
-    # More of the heat lies on the garment than the garment's share of the picture (61%
-    # against 50% for the shipped cnn-bn: its last convolution sees 14x14, so the
-    # upsampled map spills over the garment's edges).
+    # The shipped fast-wide's last convolution has no activation of its own (its batch
+    # norm and ReLU come after the pool), so for a few pictures no region of it raises the
+    # class score: 9 of the first 100 (cnn-bn, rectified at 14x14: under 5).
+    assert empty <= IMAGES // 10
+    # More of the heat lies on the garment than the garment's share of the picture (57%
+    # against 50% for fast-wide, whose last convolution sees 7x7: the upsampled map
+    # spills over the garment's edges; 61% for cnn-bn at 14x14).
     assert np.mean(on_garment) > np.mean(garment_share) + 0.05
 
 

@@ -20,18 +20,24 @@ AFTER_CONVOLUTION = (keras.layers.BatchNormalization, keras.layers.Activation, k
 
 
 def map_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The layers whose 2-D maps are worth a look: each convolution, taken after the batch
-    normalisation and activation that follow it, and each pooling layer."""
+    """The layers whose 2-D maps are worth a look: each convolution and each pooling layer,
+    taken after the batch normalisation and activation that follow it. A convolution with
+    no activation that is pooled at once (conv, pool, batch norm, ReLU: the fast networks'
+    blocks) is shown by its pooling layer's output, after the activation, not as raw sums
+    that are half negative."""
     layers = model.layers
     chosen = []
     for index, layer in enumerate(layers):
-        if isinstance(layer, POOLING):
-            chosen.append(layer)
-        elif isinstance(layer, CONVOLUTION):
-            end = index
-            while end + 1 < len(layers) and isinstance(layers[end + 1], AFTER_CONVOLUTION):
-                end += 1
-            chosen.append(layers[end])
+        if not isinstance(layer, (*POOLING, *CONVOLUTION)):
+            continue
+        end = index
+        while end + 1 < len(layers) and isinstance(layers[end + 1], AFTER_CONVOLUTION):
+            end += 1
+        linear = getattr(layer, "activation", None) is keras.activations.linear
+        pooled_next = end + 1 < len(layers) and isinstance(layers[end + 1], POOLING)
+        if isinstance(layer, CONVOLUTION) and end == index and linear and pooled_next:
+            continue
+        chosen.append(layers[end])
     return chosen
 
 
