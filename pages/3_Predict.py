@@ -182,8 +182,8 @@ def draw_adders() -> None:
 
 
 # Integrated gradients first: measured in `make bench`, blanking the pixels it marks
-# lowers the answer's probability 2.7 times as much as blanking random ones on the
-# shipped cnn-bn; Grad-CAM's 14x14 regions, 1.1 times.
+# lowers the answer's probability 2.7 times as much as blanking random ones on
+# cnn-bn (the shipped model until 2026-12-07); Grad-CAM's 14x14 regions, 1.1 times.
 WHY_METHODS = {
     INTEGRATED_GRADIENTS: "Integrated gradients: which pixels",
     AUTO: "Grad-CAM: which regions",
