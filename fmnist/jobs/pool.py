@@ -138,10 +138,14 @@ class LocalPool:
                 self._replace_dead_workers()
                 if time.monotonic() - last_sweep > 5:
                     # Also catches command-line trainings whose process died.
-                    self.store.sweep_dead_workers()
+                    self.store.sweep_dead_workers(skip=self._spawned_pids())
                     last_sweep = time.monotonic()
             except Exception:
                 log.exception("worker pool supervision failed; trying again")
+
+    def _spawned_pids(self) -> set[int]:
+        with self._lock:
+            return {p.pid for p in self._processes if p is not None}
 
     def _replace_dead_workers(self) -> None:
         with self._lock:

@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,10 @@ class JobStore:
 
     def checkpoint_path(self, job_id: str) -> Path:
         return self.folder / job_id / "checkpoint.keras"
+
+    def tensorboard_path(self, job_id: str) -> Path:
+        """Where a running job's TensorBoard event files grow, until its run is saved."""
+        return self.folder / job_id / "tensorboard"
 
     # -- connections ----------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -450,8 +454,12 @@ class JobStore:
             )
         return True
 
-    def sweep_dead_workers(self) -> list[str]:
-        """Jobs held by a process of this machine that no longer runs become interrupted."""
+    def sweep_dead_workers(self, skip: Collection[int] = ()) -> list[str]:
+        """Jobs held by a process of this machine that no longer runs become interrupted.
+
+        ``skip``: a pool's own children, which it reaps itself and whose exit it can
+        describe (killed, out of memory) better than "died".
+        """
         host = socket.gethostname()
         swept = []
         for view_row in (
@@ -463,7 +471,8 @@ class JobStore:
             )
             .fetchall()
         ):
-            if not process_alive(view_row["worker_pid"]) and self.interrupt(
+            pid = view_row["worker_pid"]
+            if pid not in skip and not process_alive(pid) and self.interrupt(
                 view_row["id"], "its worker process died"
             ):
                 swept.append(view_row["id"])
