@@ -181,8 +181,8 @@ def _py(value: object) -> str:
 
 
 def bundle(run_id: str, models_dir: Path | str | None = None) -> bytes:
-    """The run's zip: model.keras, run.json, history.csv, confusion_matrix.csv, curves.png
-    and train_<run id>.py. A RunError when the run cannot be read."""
+    """The run's zip: model.keras, run.json, history.csv, confusion_matrix.csv, curves.png,
+    train_<run id>.py and its TensorBoard event files. A RunError when the run cannot be read."""
     folder = runs.run_path(run_id, models_dir)
     record = runs.read_record(run_id, models_dir)
     try:
@@ -198,7 +198,21 @@ def bundle(run_id: str, models_dir: Path | str | None = None) -> bytes:
         archive.writestr(f"{run_id}/confusion_matrix.csv", confusion_csv(record))
         archive.writestr(f"{run_id}/curves.png", curves_png(record), zipfile.ZIP_STORED)
         archive.writestr(f"{run_id}/train_{run_id}.py", training_script(record))
+        for path, name in _tensorboard_files(folder):
+            archive.write(path, f"{run_id}/{name}")
     return out.getvalue()
+
+
+def _tensorboard_files(folder: Path) -> list[tuple[Path, str]]:
+    """The run's event files, as (path, name in the zip); plain files only, never a link."""
+    logs = folder / runs.TENSORBOARD_FOLDER
+    if logs.is_symlink() or not logs.is_dir():
+        return []
+    return [
+        (path, path.relative_to(folder).as_posix())
+        for path in sorted(logs.rglob("*"))
+        if path.is_file() and not path.is_symlink()
+    ]
 
 
 _SCRIPT = '''"""Rebuild and train the network of a Fashion-MNIST Studio run with plain Keras.

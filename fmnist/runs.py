@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 RECORD_FILE = "run.json"
+# TensorBoard event files of the run (`tensorboard --logdir models` shows every run).
+TENSORBOARD_FOLDER = "tensorboard"
 _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 # A run.json is a few kilobytes (its history grows by ~150 bytes an epoch).
 MAX_RECORD_BYTES = 4_000_000
@@ -64,9 +66,15 @@ def run_path(run_id: str, models_dir: Path | str | None = None) -> Path:
 
 
 def _save_atomically(
-    record: dict[str, Any], write_model: Callable[[Path], object], models_dir: Path | str | None
+    record: dict[str, Any],
+    write_model: Callable[[Path], object],
+    models_dir: Path | str | None,
+    logs: Path | None = None,
 ) -> Path:
-    """Write a run through ``write_model`` into a hidden folder, then rename it into place."""
+    """Write a run through ``write_model`` into a hidden folder, then rename it into place.
+
+    ``logs``, a folder of TensorBoard event files, moves into the run as ``tensorboard/``.
+    """
     root = _root(models_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = run_path(record["run_id"], root)
@@ -77,6 +85,8 @@ def _save_atomically(
     try:
         write_model(temporary / MODEL_FILE)
         (temporary / RECORD_FILE).write_text(json.dumps(record, indent=1))
+        if logs is not None and logs.is_dir():
+            shutil.copytree(logs, temporary / TENSORBOARD_FOLDER)
         # A rename within one file system is atomic: readers see all or nothing.
         temporary.rename(final)
     except BaseException:
@@ -86,10 +96,13 @@ def _save_atomically(
 
 
 def save_run(
-    model: keras.Model, record: dict[str, Any], models_dir: Path | str | None = None
+    model: keras.Model,
+    record: dict[str, Any],
+    models_dir: Path | str | None = None,
+    logs: Path | None = None,
 ) -> Path:
-    """Write model.keras and run.json atomically; return the run's folder."""
-    return _save_atomically(record, model.save, models_dir)
+    """Write model.keras and run.json (and ``logs``' event files) atomically; return the folder."""
+    return _save_atomically(record, model.save, models_dir, logs)
 
 
 def save_run_files(

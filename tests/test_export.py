@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fmnist import export, network_spec
+from fmnist import export, network_spec, runs
 from fmnist.config import DEBIAN_DATA_DIR
 
 from .conftest import PROJECT_ROOT
@@ -84,3 +85,23 @@ def test_the_script_trains_the_same_network_with_plain_keras(tmp_path: Path) -> 
     assert 0.3 < accuracy <= 1.0  # it learnt something in one epoch of 1,800 pictures
     parameters = network_spec.parameters(layers)
     assert f"({parameters:,} parameters)" in done.stdout and saved.is_file()
+
+
+def test_the_bundle_carries_the_runs_tensorboard_files_but_never_a_link(
+    shipped_run: dict, tmp_path: Path
+) -> None:
+    run_id = shipped_run["run_id"]
+    folder = tmp_path / run_id
+    shutil.copytree(PROJECT_ROOT / "models" / run_id, folder)
+    logs = folder / runs.TENSORBOARD_FOLDER
+    shutil.rmtree(logs, ignore_errors=True)
+    (logs / "train").mkdir(parents=True)
+    (logs / "train" / "events.out.tfevents.1.host.1.v2").write_bytes(b"\x00event")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the run's")
+    (logs / "train" / "events.out.tfevents.2.host.2.v2").symlink_to(secret)
+    (logs / "elsewhere").symlink_to(tmp_path, target_is_directory=True)
+    archive = zipfile.ZipFile(io.BytesIO(export.bundle(run_id, tmp_path)))
+    events = [name for name in archive.namelist() if "/tensorboard/" in name]
+    assert events == [f"{run_id}/tensorboard/train/events.out.tfevents.1.host.1.v2"]
+    assert archive.read(events[0]) == b"\x00event"

@@ -227,6 +227,32 @@ def test_kill_9_of_a_worker_interrupts_its_job_and_resume_finishes_it(
     record = runs.read_record(view.run_id)
     assert record["epochs_completed"] == 3 and record["job_id"] == job_id
     assert not store.checkpoint_path(job_id).exists()  # cleaned up after the run was saved
+    # TensorBoard's files moved into the run: every epoch once, across the kill and resume,
+    # and the test set's score at the last epoch.
+    logs = runs.run_path(view.run_id) / runs.TENSORBOARD_FOLDER
+    accuracy = tensorboard_points(logs / "train", "epoch_accuracy")
+    assert sorted(accuracy) == [0, 1, 2]
+    assert [round(accuracy[m.epoch - 1], 4) for m in view.history] == [
+        round(m.accuracy, 4) for m in view.history
+    ]
+    assert sorted(tensorboard_points(logs / "validation", "epoch_loss")) == [0, 1, 2]
+    assert tensorboard_points(logs / "test", "epoch_accuracy") == {
+        2: pytest.approx(record["test_accuracy"], abs=1e-6)
+    }
+    assert not store.tensorboard_path(job_id).exists()
+
+
+def tensorboard_points(folder: Path, tag: str) -> dict[int, float]:
+    """{step: value} of one scalar in a folder of TensorBoard event files."""
+    import tensorflow as tf
+
+    points: dict[int, float] = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    points[event.step] = float(tf.make_ndarray(value.tensor))
+    return points
 
 
 def test_a_failing_job_is_failed_with_one_line_and_the_worker_goes_on(

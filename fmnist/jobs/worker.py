@@ -126,10 +126,11 @@ def run_job(store: JobStore, job: JobView, dataset: Dataset | None = None) -> Jo
         if dataset is None:
             store.update(job.id, phase="loading Fashion-MNIST")
             dataset = load_dataset()
+        logs = store.tensorboard_path(job.id)
         model, record = engine.train(
-            job.config, dataset, StoreSink(store, job.id), resume_point(store, job), job.id
+            job.config, dataset, StoreSink(store, job.id), resume_point(store, job), job.id, logs
         )
-        runs.save_run(model, record.to_dict() | {"owner": store.owner_of(job.id)})
+        runs.save_run(model, record.to_dict() | {"owner": store.owner_of(job.id)}, logs=logs)
         state = JobState(record.status)
         store.finish(job.id, state, record.run_id, record.test_accuracy)
         shutil.rmtree(store.folder / job.id, ignore_errors=True)

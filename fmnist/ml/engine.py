@@ -281,8 +281,13 @@ def train(
     sink: ProgressSink,
     resume: ResumePoint | None = None,
     job_id: str = "",
+    log_dir: os.PathLike | str | None = None,
 ) -> tuple[keras.Model, RunRecord]:
-    """Train ``config`` on ``dataset``, reporting to ``sink``; return the model and its record."""
+    """Train ``config`` on ``dataset``, reporting to ``sink``; return the model and its record.
+
+    With ``log_dir``, TensorBoard event files go there as the epochs end (``train/`` and
+    ``validation/`` curves, the learning rate) and the test scores at the end (``test/``).
+    """
     config.validate()
     started = time.time()
     if resume is None and config.parent_run:
@@ -341,6 +346,9 @@ def train(
                 restore_best_weights=True,
             )
         )
+    if log_dir is not None:
+        # After the progress callback, whose val_* entries it writes as validation curves.
+        callbacks.append(EpochTensorBoard(str(log_dir), write_graph=False, profile_batch=0))
     sink.phase("compiling the first training step")
     sink.started(device, batches)
     fit_started = time.perf_counter()
@@ -373,6 +381,8 @@ def train(
         )
     scores = evaluation.score(probabilities, dataset.y_test)
     eval_seconds = time.perf_counter() - eval_started
+    if log_dir is not None:
+        write_test_scores(log_dir, initial_epoch + len(progress.history), scores, mirrored)
 
     history = [*(resume.history if resume else ()), *progress.history]
     epoch_seconds = sum(m.seconds for m in history)
@@ -412,3 +422,30 @@ def train(
         job_id=job_id,
     )
     return model, record
+
+
+class EpochTensorBoard(keras.callbacks.TensorBoard):
+    """Keras's TensorBoard callback, with each epoch's points on disk when the epoch ends.
+
+    Its writers flush every two minutes or ten points: a live ``tensorboard`` would lag
+    behind the page, and a worker killed mid-run would lose the epochs it had written.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch, logs)
+        for writer in self._writers.values():
+            writer.flush()
+
+
+def write_test_scores(
+    log_dir: os.PathLike | str, epoch: int, scores: evaluation.Scores, mirrored: float | None
+) -> None:
+    """The test set's scores as TensorBoard points at the last epoch, beside Keras's curves."""
+    writer = tf.summary.create_file_writer(os.path.join(log_dir, "test"))
+    with writer.as_default(step=max(epoch - 1, 0)):
+        # Keras's callback names its points epoch_*: the test point lands on the same charts.
+        tf.summary.scalar("epoch_accuracy", scores.accuracy)
+        tf.summary.scalar("epoch_loss", scores.log_loss)
+        if mirrored is not None:
+            tf.summary.scalar("epoch_accuracy_mirrored", mirrored)
+    writer.close()
