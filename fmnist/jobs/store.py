@@ -472,8 +472,10 @@ class JobStore:
             .fetchall()
         ):
             pid = view_row["worker_pid"]
-            if pid not in skip and not process_alive(pid) and self.interrupt(
-                view_row["id"], "its worker process died"
+            if (
+                pid not in skip
+                and not process_alive(pid)
+                and self.interrupt(view_row["id"], "its worker process died")
             ):
                 swept.append(view_row["id"])
         return swept
