@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fmnist import network_spec, runs
 from fmnist.data import CLASS_NAMES
-from fmnist.networks import spec_of
+from fmnist.networks import spec_of_record
 from fmnist.schema import TrainConfig
 
 HISTORY_COLUMNS = (
@@ -126,9 +126,7 @@ def training_script(record: dict[str, Any]) -> str:
     trains it with the run's settings (python train_<run>.py --help)."""
     config = record.get("config") or {}
     # Checked again: run.json is a file on disk, and its values become Python source here.
-    layers = network_spec.clean(
-        record.get("layers") or spec_of(record["network"], config.get("layers") or ())
-    )
+    layers = spec_of_record(record)
     given = {k: v for k, v in config.items() if k in _SCRIPT_SETTINGS and v is not None}
     checked = TrainConfig.from_settings(given)  # in range, of the right types
     kept = {key: getattr(checked, key) for key in _SCRIPT_SETTINGS}

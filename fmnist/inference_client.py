@@ -49,6 +49,7 @@ from fmnist.inference_protocol import (
     READY,
     SEPARATION,
     TEST_PROBABILITIES,
+    TFLITE,
     UNKNOWN_MODEL,
     Explanation,
     FirstLayer,
@@ -61,6 +62,7 @@ from fmnist.inference_protocol import (
     ModelRef,
     RunModel,
     ServiceInfo,
+    TfliteModel,
     receive,
     send,
 )
@@ -78,6 +80,7 @@ __all__ = [
     "ModelRef",
     "RunModel",
     "ServiceInfo",
+    "TfliteModel",
     "check_imported",
     "check_model",
     "devices",
@@ -86,6 +89,7 @@ __all__ = [
     "service_pid",
     "shutdown",
     "test_probabilities",
+    "tflite",
     "warm_up",
 ]
 
@@ -232,6 +236,10 @@ class InferenceClient:
 
     def separation(self, ref: ModelRef) -> list[LayerSeparation]:
         return self._call_model(SEPARATION, ref)
+
+    def tflite(self, ref: ModelRef) -> TfliteModel:
+        """The model converted to TensorFlow Lite, checked against Keras on test images."""
+        return self._call_model(TFLITE, ref)
 
     def service_pid(self) -> int | None:
         process = self._process
@@ -454,6 +462,10 @@ def first_layer(ref: ModelRef) -> FirstLayer | None:
 
 def separation(ref: ModelRef) -> list[LayerSeparation]:
     return _client.separation(ref)
+
+
+def tflite(ref: ModelRef) -> TfliteModel:
+    return _client.tflite(ref)
 
 
 def service_pid() -> int | None:

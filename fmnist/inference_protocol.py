@@ -33,6 +33,7 @@ FEATURE_MAPS = "feature_maps"  # (ModelRef, uint8 (28, 28)) -> list[LayerMaps]
 FIRST_LAYER = "first_layer"  # ModelRef -> FirstLayer | None
 SEPARATION = "separation"  # ModelRef -> list[LayerSeparation] (on 2,000 test images)
 FEATURES = "features"  # (ModelRef, uint8 (N, 28, 28)) -> float32 (N, D): the last hidden layer
+TFLITE = "tflite"  # ModelRef -> TfliteModel, checked on the first 100 test images
 
 # How an Explanation is computed: "auto" is Grad-CAM where the network has a
 # convolution, integrated gradients otherwise.
@@ -137,6 +138,16 @@ class LayerSeparation:
     name: str
     kind: str
     accuracy: float
+
+
+@dataclass(frozen=True)
+class TfliteModel:
+    """A model converted to TensorFlow Lite, and how it compared with Keras."""
+
+    content: bytes  # the .tflite flat buffer
+    images: int  # test images both answered
+    same_class: int  # of which the top class agreed
+    max_difference: float  # the largest gap between their probabilities
 
 
 def send(connection: Connection, message: tuple[Any, ...]) -> None:

@@ -118,6 +118,15 @@ def spec_of(name: str, layers: object = ()) -> list[dict[str, Any]]:
     return get_network(name).spec
 
 
+def spec_of_record(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """A saved run's layers, checked again (run.json is a file anyone may have edited);
+    runs older than specs kept only their network's name. A ValueError says what is wrong."""
+    config = record.get("config") or {}
+    return network_spec.clean(
+        record.get("layers") or spec_of(record["network"], config.get("layers") or ())
+    )
+
+
 def get_network(name: str) -> Network:
     try:
         return NETWORKS[name]

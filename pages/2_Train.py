@@ -5,11 +5,21 @@ import functools
 import numpy as np
 import streamlit as st
 
-from fmnist import charts, evaluation, export, messages, network_spec, runs, settings_link, ui
+from fmnist import (
+    charts,
+    evaluation,
+    export,
+    inference_client,
+    messages,
+    network_spec,
+    runs,
+    settings_link,
+    ui,
+)
 from fmnist.client import JobNotFoundError, NotOwnerError, new_token
 from fmnist.data import CLASS_NAMES
 from fmnist.network_spec import PRESETS
-from fmnist.networks import CUSTOM, NETWORKS, spec_of
+from fmnist.networks import CUSTOM, NETWORKS, spec_of_record
 from fmnist.schema import (
     AUGMENTATIONS,
     LR_SCHEDULES,
@@ -471,16 +481,20 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
             st.caption("Copy it with the button at its right: opening it fills this form.")
     if started:
         try:
-            config = TrainConfig.from_settings(settings)
-            job_id = ui.training_client().submit(config, token())
+            start_job(TrainConfig.from_settings(settings))
         except ValueError as error:
             st.error(f"Cannot start: {ui.plain(str(error))}", icon="🚫")
             return
-        st.session_state[KEY + "job_id"] = job_id
-        st.session_state[KEY + "form_from_job"] = job_id
-        st.query_params["job"] = job_id
-        st.query_params["key"] = token()
         st.rerun()
+
+
+def start_job(config: TrainConfig) -> None:
+    """Queue ``config`` as this session's job, and follow it (also after a reload: the URL)."""
+    job_id = ui.training_client().submit(config, token())
+    st.session_state[KEY + "job_id"] = job_id
+    st.session_state[KEY + "form_from_job"] = job_id
+    st.query_params["job"] = job_id
+    st.query_params["key"] = token()
 
 
 def status_line(job: JobView) -> str:
@@ -768,24 +782,26 @@ def continue_run(record: dict) -> None:
             parent_run=record["run_id"],
             name=(f"{name} " if name else "") + f"+{more}",
         )
-        checked = TrainConfig.from_settings(config)
-        job_id = ui.training_client().submit(checked, token())
+        start_job(TrainConfig.from_settings(config))
     except (ValueError, TypeError) as error:
         st.session_state[KEY + "continue_error"] = str(error)
+
+
+def make_tflite(record: dict) -> None:
+    """The runs table's button: the run's model as TensorFlow Lite, kept for one download."""
+    st.session_state.pop(KEY + "tflite", None)  # one model of megabytes per session at most
+    try:
+        converted = inference_client.tflite(inference_client.RunModel.of(record))
+    except inference_client.InferenceError as error:
+        st.session_state[KEY + "tflite_error"] = str(error)
         return
-    st.session_state[KEY + "job_id"] = job_id
-    st.session_state[KEY + "form_from_job"] = job_id
-    st.query_params["job"] = job_id
-    st.query_params["key"] = token()
+    st.session_state[KEY + "tflite"] = (record["run_id"], converted)
 
 
 def edit_layers_of(record: dict) -> None:
     """The runs table's button: the run's network, layer by layer, into the builder."""
-    config = record.get("config") or {}
     try:
-        layers = network_spec.clean(
-            record.get("layers") or spec_of(record["network"], config.get("layers") or ())
-        )
+        layers = spec_of_record(record)
     except ValueError as error:  # a run.json edited by hand, or from a newer version
         st.session_state[KEY + "continue_error"] = f"its layers cannot be read: {error}"
         return
@@ -913,6 +929,31 @@ def draw_runs_table(records: list[dict]) -> None:
             "same network with the same settings",
             key=KEY + "download_" + record["run_id"],
         )
+        lite = st.session_state.get(KEY + "tflite")
+        if lite and lite[0] == record["run_id"]:
+            column.download_button(
+                f"📱 {ui.plain(label)}.tflite",
+                data=lite[1].content,
+                file_name=f"{record['run_id']}.tflite",
+                mime="application/octet-stream",
+                key=KEY + "tflite_download_" + record["run_id"],
+            )
+            column.caption(
+                f"{len(lite[1].content) / 1e6:.1f} MB. Checked: the same class as Keras for "
+                f"{lite[1].same_class} of {lite[1].images} test images, probabilities within "
+                f"{lite[1].max_difference:.0e}."
+            )
+        else:
+            column.button(
+                "📱 TensorFlow Lite",
+                on_click=make_tflite,
+                args=(record,),
+                key=KEY + "tflite_" + record["run_id"],
+                help="Convert the model for phones and microcontrollers (tf.lite), and check "
+                "it against Keras on 100 test images: a few seconds",
+            )
+    if error := st.session_state.pop(KEY + "tflite_error", None):
+        st.error(f"No TensorFlow Lite model: {ui.plain(error)}", icon="🚫")
     if len(selected) == 1:
         more, go_on, edit = st.columns([1, 2, 2], vertical_alignment="bottom")
         more.number_input("More epochs", 1, 100, value=5, key=KEY + "more_epochs")

@@ -352,6 +352,16 @@ def test_the_builder_makes_a_network_trains_it_and_shares_it_as_a_link(
         "model.keras", "run.json", "history.csv", "confusion_matrix.csv", "curves.png",
     }  # fmt: skip
     assert json.loads(archive.read(f"{record['run_id']}/run.json"))["layers"] == record["layers"]
+    assert any("/tensorboard/train/events.out.tfevents." in n for n in archive.namelist())
+    # And as TensorFlow Lite, checked against Keras on the server before it is offered.
+    page.get_by_role("button", name="📱 TensorFlow Lite").click()
+    expect(
+        page.get_by_text(re.compile(r"the same class as Keras for \d+ of 100 test"))
+    ).to_be_visible(timeout=60_000)
+    with page.expect_download() as download:
+        page.get_by_role("button", name=re.compile(r"^📱 .*\.tflite$")).click()
+    assert Path(download.value.path()).read_bytes()[4:8] == b"TFL3"
+    assert download.value.suggested_filename == f"{record['run_id']}.tflite"
 
     # Compared with another run: curves by training time on a log loss, the two confusion
     # matrices and their difference, every run's settings against its accuracy.

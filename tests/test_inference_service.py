@@ -275,3 +275,30 @@ def test_mirrored_scores_are_the_average_with_the_mirror_in_one_call(
         client.predict(shipped_ref, mirrors), client.predict(shipped_ref, pictures), atol=1e-3
     )
     assert client.predict_mirrored(shipped_ref, pictures[0]).shape == (1, 10)
+
+
+def test_the_tflite_model_answers_as_keras_does_on_test_images(
+    client: InferenceClient, shipped_ref: RunModel, dataset: Dataset
+) -> None:
+    from fmnist.ml import tflite
+
+    converted = client.tflite(shipped_ref)
+    assert converted.content[4:8] == b"TFL3"  # the flat buffer's file identifier
+    assert converted.images == tflite.CHECK_IMAGES == 100
+    assert converted.same_class == 100 and converted.max_difference < 1e-3
+    # Run here, on other test images than the service's check: the same answers as Keras.
+    pictures = dataset.x_test[5000:5100]
+    lite = tflite.predict(converted.content, pictures)
+    np.testing.assert_allclose(lite, client.predict(shipped_ref, pictures), atol=1e-3)
+
+
+def test_a_conversion_that_changed_the_answers_is_refused(
+    shipped_model, dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fmnist.ml import tflite
+
+    keep = tflite.predict
+    # A converter that swapped two outputs: the check catches it before anyone gets the file.
+    monkeypatch.setattr(tflite, "predict", lambda content, images: keep(content, images)[:, ::-1])
+    with pytest.raises(ModelError, match="answers differently from Keras"):
+        tflite.convert(shipped_model, dataset.x_test[:20])

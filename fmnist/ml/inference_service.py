@@ -47,6 +47,7 @@ from fmnist.inference_protocol import (
     READY,
     SEPARATION,
     TEST_PROBABILITIES,
+    TFLITE,
     UNKNOWN_MODEL,
     ImportedModel,
     LayerSeparation,
@@ -164,6 +165,12 @@ class InferenceService:
             ref, pixels, class_index, method = args
             (picture,) = _checked_pixels(pixels[None] if np.ndim(pixels) == 2 else pixels)
             return saliency.explain(self.model(ref), picture, int(class_index), method)
+        if op == TFLITE:
+            (ref,) = args
+            # Imported here: the converter loads MLIR's libraries, which no other request needs.
+            from fmnist.ml import tflite
+
+            return tflite.convert(self.model(ref), self.dataset().x_test[: tflite.CHECK_IMAGES])
         raise ValueError(f"unknown request {op!r}")
 
     def model(self, ref: ModelRef) -> keras.Model:
