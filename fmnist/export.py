@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from fmnist import network_spec, runs
 from fmnist.data import CLASS_NAMES
 from fmnist.networks import spec_of_record
-from fmnist.schema import TrainConfig
+from fmnist.schema import TrainConfig, augment_strengths
 
 HISTORY_COLUMNS = (
     "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds",
@@ -130,7 +130,8 @@ def training_script(record: dict[str, Any]) -> str:
     given = {k: v for k, v in config.items() if k in _SCRIPT_SETTINGS and v is not None}
     checked = TrainConfig.from_settings(given)  # in range, of the right types
     kept = {key: getattr(checked, key) for key in _SCRIPT_SETTINGS}
-    kept["augment"] = list(kept["augment"])
+    # {name: strength} (None for the mirror): the script needs no parsing of "shift:3".
+    kept["augment"] = augment_strengths(kept["augment"])
     lines = ",\n".join(f"            {_keras_line(layers, i)}" for i in range(len(layers)))
     return _SCRIPT.format(
         run_id=record.get("run_id", "a run"),
@@ -278,21 +279,26 @@ def learning_rate(settings, steps):
     return rate
 
 
-def augmentation(names, seed):
+def augmentation(strength, seed):
+    # strength: {{name: how strong}}: shift in pixels, rotate in degrees, zoom in percent,
+    # erase in percent of the pictures.
     steps = []
-    if "flip" in names:
+    if "flip" in strength:
         steps.append(layers.RandomFlip("horizontal", seed=seed))
-    if "shift" in names:
-        steps.append(layers.RandomTranslation(2 / 28, 2 / 28, fill_mode="constant",
+    if "shift" in strength:
+        share = strength["shift"] / 28
+        steps.append(layers.RandomTranslation(share, share, fill_mode="constant",
                                               interpolation="nearest", seed=seed + 1))
-    if "rotate" in names:
-        steps.append(layers.RandomRotation(10 / 360, fill_mode="constant", seed=seed + 3))
-    if "zoom" in names:
-        steps.append(layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 4))
-    if "erase" in names:
+    if "rotate" in strength:
+        steps.append(layers.RandomRotation(strength["rotate"] / 360, fill_mode="constant",
+                                           seed=seed + 3))
+    if "zoom" in strength:
+        steps.append(layers.RandomZoom(strength["zoom"] / 100, fill_mode="constant",
+                                       seed=seed + 4))
+    if "erase" in strength:
         # Keras's own random erasing: close to the app's grey box, not the same draw.
-        steps.append(layers.RandomErasing(factor=0.5, scale=(0.02, 0.18), fill_value=0.5,
-                                          value_range=(0, 1), seed=seed + 2))
+        steps.append(layers.RandomErasing(factor=strength["erase"] / 100, scale=(0.02, 0.18),
+                                          fill_value=0.5, value_range=(0, 1), seed=seed + 2))
     return keras.Sequential(steps) if steps else None
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from fmnist import config, keras_archive
 from fmnist.data import NUM_CLASSES
 from fmnist.inference_protocol import (
+    AUGMENT,
     AUTO,
     CHECK,
     ERROR,
@@ -81,6 +82,7 @@ __all__ = [
     "RunModel",
     "ServiceInfo",
     "TfliteModel",
+    "augmented",
     "check_imported",
     "check_model",
     "devices",
@@ -236,6 +238,15 @@ class InferenceClient:
 
     def separation(self, ref: ModelRef) -> list[LayerSeparation]:
         return self._call_model(SEPARATION, ref)
+
+    def augmented(
+        self, augment: tuple[str, ...], picture: np.ndarray, count: int, seed: int
+    ) -> np.ndarray:
+        """``count`` draws of the training augmentation of one uint8 28x28 picture."""
+        picture = np.asarray(picture)
+        if picture.dtype != np.uint8 or picture.shape != (28, 28):
+            raise ValueError(f"expected one uint8 28x28 picture, not {picture.shape}")
+        return _result(*self._call(AUGMENT, (tuple(augment), picture, count, seed)))
 
     def tflite(self, ref: ModelRef) -> TfliteModel:
         """The model converted to TensorFlow Lite, checked against Keras on test images."""
@@ -462,6 +473,10 @@ def first_layer(ref: ModelRef) -> FirstLayer | None:
 
 def separation(ref: ModelRef) -> list[LayerSeparation]:
     return _client.separation(ref)
+
+
+def augmented(augment: tuple[str, ...], picture: np.ndarray, count: int, seed: int) -> np.ndarray:
+    return _client.augmented(augment, picture, count, seed)
 
 
 def tflite(ref: ModelRef) -> TfliteModel:

@@ -33,6 +33,7 @@ FEATURE_MAPS = "feature_maps"  # (ModelRef, uint8 (28, 28)) -> list[LayerMaps]
 FIRST_LAYER = "first_layer"  # ModelRef -> FirstLayer | None
 SEPARATION = "separation"  # ModelRef -> list[LayerSeparation] (on 2,000 test images)
 FEATURES = "features"  # (ModelRef, uint8 (N, 28, 28)) -> float32 (N, D): the last hidden layer
+AUGMENT = "augment"  # (augmentations, uint8 (28, 28), count, seed) -> uint8 (count, 28, 28)
 TFLITE = "tflite"  # ModelRef -> TfliteModel, checked on the first 100 test images
 
 # How an Explanation is computed: "auto" is Grad-CAM where the network has a

@@ -29,8 +29,103 @@ LR_SCHEDULES = ("constant", "cosine", "one-cycle")
 # Light augmentation of the training images only (never validation or test), on the
 # worker, a new draw every batch: a horizontal mirror, a shift of up to 2 pixels each
 # way, random erasing (a grey box of 4-12 pixels a side over half the pictures), a
-# rotation of up to 10 degrees either way and a zoom in or out of up to 10%.
+# rotation of up to 10 degrees either way and a zoom in or out of up to 10%. Each but the
+# mirror takes a strength, written after a colon ("shift:3" shifts by up to 3 pixels);
+# without one it has the strength above.
 AUGMENTATIONS = ("flip", "shift", "erase", "rotate", "zoom")
+
+
+@dataclass(frozen=True)
+class Strength:
+    """How strong an augmentation may be: whole numbers from ``low`` to ``high``."""
+
+    default: int
+    low: int
+    high: int
+    unit: str
+
+
+AUGMENT_STRENGTHS = {
+    "shift": Strength(2, 1, 6, "pixels"),
+    "erase": Strength(50, 10, 100, "% of the pictures"),
+    "rotate": Strength(10, 2, 45, "degrees"),
+    "zoom": Strength(10, 2, 40, "%"),
+}
+
+
+def split_augment(entry: str) -> tuple[str, str]:
+    """ "shift:3" -> ("shift", "3"); "flip" -> ("flip", "")."""
+    name, _, strength = str(entry).partition(":")
+    return name.strip(), strength.strip()
+
+
+def augment_entry(name: str, strength: int | None = None) -> str:
+    """The entry of ``name`` at ``strength``: the bare name at the default strength."""
+    known = AUGMENT_STRENGTHS.get(name)
+    if known is None or strength is None or int(strength) == known.default:
+        return name
+    return f"{name}:{int(strength)}"
+
+
+def augment_strengths(augment: tuple[str, ...] | list[str]) -> dict[str, int | None]:
+    """{name: strength} of checked entries, the default where none is written; None for
+    the mirror, which has no strength."""
+    found: dict[str, int | None] = {}
+    for entry in augment:
+        name, strength = split_augment(entry)
+        known = AUGMENT_STRENGTHS.get(name)
+        found[name] = None if known is None else int(strength or known.default)
+    return found
+
+
+def describe_augment(entry: str) -> str:
+    """An augmentation in words: "shift:3" -> "shift ±3 px"."""
+    name, _ = split_augment(entry)
+    strength = augment_strengths((entry,)).get(name) if name in AUGMENTATIONS else None
+    words = {
+        "flip": "mirror left-right",
+        "shift": f"shift ±{strength} px",
+        "erase": f"grey box on {strength}%",
+        "rotate": f"rotate ±{strength}°",
+        "zoom": f"zoom ±{strength}%",
+    }
+    return words.get(name, str(entry))
+
+
+def check_augment(entry: str) -> None:
+    """A ValueError in one line unless ``entry`` is a known augmentation at a valid strength."""
+    name, strength = split_augment(entry)
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}")
+    if not strength:
+        return
+    known = AUGMENT_STRENGTHS.get(name)
+    if known is None:
+        raise ValueError(f"{name} takes no strength (given {entry!r})")
+    if not strength.isdigit() or not known.low <= int(strength) <= known.high:
+        raise ValueError(
+            f"{name} strength must be a whole number from {known.low} to {known.high} "
+            f"({known.unit}), not {strength[:12]!r}"
+        )
+
+
+def _canonical_augment(augment: tuple[str, ...]) -> tuple[str, ...]:
+    """In the one order of AUGMENTATIONS, once each (the first entry of a name wins), the
+    default strength written as the bare name; unknown entries kept at the end to be refused."""
+    first: dict[str, str] = {}
+    for entry in augment:
+        first.setdefault(split_augment(entry)[0], str(entry))
+    ordered = [first[name] for name in AUGMENTATIONS if name in first]
+    ordered += [entry for name, entry in first.items() if name not in AUGMENTATIONS]
+    tidy = []
+    for entry in ordered:
+        name, strength = split_augment(entry)
+        known = AUGMENT_STRENGTHS.get(name)
+        default = known is not None and strength.isdigit() and int(strength) == known.default
+        tidy.append(name if default else entry)
+    return tuple(tidy)
+
+
 MAX_LABEL_SMOOTHING = 0.3
 MAX_PATIENCE = 50
 MAX_SEED = 2**31 - 1  # NumPy's and TensorFlow's seeds are 32-bit
@@ -132,11 +227,8 @@ class TrainConfig:
             raise ValueError("steps per execution cannot be negative")
         if not 0 <= self.label_smoothing <= MAX_LABEL_SMOOTHING:
             raise ValueError(f"label smoothing must be between 0 and {MAX_LABEL_SMOOTHING}")
-        unknown = [name for name in self.augment if name not in AUGMENTATIONS]
-        if unknown:
-            raise ValueError(
-                f"unknown augmentation {unknown[0]!r}; choose from {', '.join(AUGMENTATIONS)}"
-            )
+        for entry in self.augment:
+            check_augment(entry)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,9 +269,7 @@ class TrainConfig:
                 "limit": int(config.limit),
                 "mixed_precision": bool(config.mixed_precision),
                 "label_smoothing": float(config.label_smoothing),
-                # In the one order of AUGMENTATIONS, once each, whatever order they came in.
-                "augment": tuple(a for a in AUGMENTATIONS if a in config.augment)
-                + tuple(a for a in dict.fromkeys(config.augment) if a not in AUGMENTATIONS),
+                "augment": _canonical_augment(tuple(config.augment)),
                 "name": str(config.name).strip(),
                 "devices": tuple(config.devices),
                 "layers": tuple(network_spec.clean(config.layers)) if config.layers else (),

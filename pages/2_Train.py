@@ -9,6 +9,7 @@ from fmnist import (
     charts,
     evaluation,
     export,
+    imaging,
     inference_client,
     messages,
     network_spec,
@@ -21,12 +22,17 @@ from fmnist.data import CLASS_NAMES
 from fmnist.network_spec import PRESETS
 from fmnist.networks import CUSTOM, NETWORKS, spec_of_record
 from fmnist.schema import (
+    AUGMENT_STRENGTHS,
     AUGMENTATIONS,
     LR_SCHEDULES,
     OPTIMIZERS,
     JobState,
     JobView,
     TrainConfig,
+    augment_entry,
+    augment_strengths,
+    describe_augment,
+    split_augment,
 )
 
 ui.setup_page("Train", "🏋️")
@@ -43,11 +49,18 @@ WAITING_SECONDS = 0.25
 LEARNING_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 AUGMENTATION_NAMES = {
     "flip": "mirror left-right",
-    "shift": "shift up to 2 px",
+    "shift": "shift",
     "erase": "grey box (random erasing)",
-    "rotate": "rotate up to 10°",
-    "zoom": "zoom up to 10%",
+    "rotate": "rotate",
+    "zoom": "zoom in or out",
 }
+STRENGTH_LABELS = {
+    "shift": "Shift: up to (pixels)",
+    "erase": "Grey box: on (% of pictures)",
+    "rotate": "Rotate: up to (degrees)",
+    "zoom": "Zoom: up to (%)",
+}
+PREVIEW_SAMPLES = 11  # with the original: a row of twelve
 MAX_EPOCHS = 500  # TrainConfig's own limit: a job from the command line may have that many
 LIMITS = {"all 60,000": 0, "30,000": 30_000, "10,000": 10_000, "5,000": 5_000, "2,000": 2_000}
 ui.keep_widget_state([RUNS_OPEN])  # open or closed, as the user left it
@@ -92,8 +105,12 @@ def fill_form(config: TrainConfig) -> None:
         "lr_schedule": config.lr_schedule, "val_split": config.validation_split,
         "seed": config.seed, "patience": config.early_stopping_patience,
         "name": config.name, "mixed": config.mixed_precision, "limit": limit,
-        "smoothing": config.label_smoothing, "augment": list(config.augment),
+        "smoothing": config.label_smoothing,
+        "augment": [split_augment(entry)[0] for entry in config.augment],
     }  # fmt: skip
+    strengths = augment_strengths(config.augment)
+    for name, known in AUGMENT_STRENGTHS.items():
+        values[f"strength_{name}"] = strengths.get(name) or known.default
     for key, value in values.items():
         if value is not None:
             st.session_state[KEY + key] = value
@@ -441,15 +458,7 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
                     "so the network learns to be less sure of itself and generalises better. "
                     "The training loss then cannot fall below about 0.5.",
                 ),
-                "augment": st.multiselect(
-                    "Augment the training images",
-                    AUGMENTATIONS,
-                    format_func=AUGMENTATION_NAMES.get,
-                    key=KEY + "augment",
-                    help="Each batch, new random changes of the training images only: more "
-                    "varied pictures, so the network learns the garment, not the exact pixels. "
-                    "Worth it for long runs; short ones learn a little slower.",
-                ),
+                "augment": augment_choice(),
                 "mixed_precision": st.checkbox(
                     "Mixed precision",
                     disabled=not has_gpu,
@@ -523,15 +532,79 @@ def describe_config(config: TrainConfig) -> str:
     )
 
 
+def augment_choice() -> list[str]:
+    """The form's augmentations and their strengths, as TrainConfig entries ("shift:3")."""
+    names = st.multiselect(
+        "Augment the training images",
+        AUGMENTATIONS,
+        format_func=AUGMENTATION_NAMES.get,
+        key=KEY + "augment",
+        help="Each batch, new random changes of the training images only: more "
+        "varied pictures, so the network learns the garment, not the exact pixels. "
+        "Worth it for long runs; short ones learn a little slower.",
+    )
+    columns = st.columns(2) * 2
+    strengths = {
+        name: column.slider(
+            STRENGTH_LABELS[name],
+            known.low,
+            known.high,
+            key=KEY + f"strength_{name}",
+            help=f"Used when {AUGMENTATION_NAMES[name]} is chosen above.",
+        )
+        for column, (name, known) in zip(columns, AUGMENT_STRENGTHS.items(), strict=True)
+    }
+    entries = [augment_entry(name, strengths.get(name)) for name in names]
+    if st.form_submit_button(
+        "👁️ Show what the network will see",
+        help="Random draws of these augmentations of one training picture, as the "
+        "worker makes them; press again for another picture.",
+    ):
+        # Drawn beside the form (show_augmented), where there is room for a row of twelve.
+        st.session_state[KEY + "preview"] = (
+            tuple(entries),
+            st.session_state.get(KEY + "preview", ((), 0))[1] + 1,
+        )
+    return entries
+
+
+def show_augmented() -> None:
+    """One training picture and PREVIEW_SAMPLES draws of its augmentation, in a row, once
+    the form's "Show what the network will see" was pressed."""
+    if KEY + "preview" not in st.session_state:
+        return
+    entries, draw = st.session_state[KEY + "preview"]
+    st.markdown("**What the network will see**")
+    if not entries:
+        st.caption("Choose augmentations under More settings to see them here.")
+        return
+    images = ui.dataset().x_train
+    index = int(np.random.default_rng(draw).integers(len(images)))
+    try:
+        samples = inference_client.augmented(tuple(entries), images[index], PREVIEW_SAMPLES, draw)
+    except (inference_client.InferenceError, ValueError) as error:
+        st.error(f"No samples: {ui.plain(str(error))}", icon="🚫")
+        return
+    pictures = [images[index], *samples]
+    row = (len(pictures) + 1) // 2
+    for start in range(0, len(pictures), row):
+        columns = st.columns(row, gap="small")
+        for column, picture in zip(columns, pictures[start : start + row], strict=False):
+            column.image(imaging.enlarge(picture, 3), width="stretch")
+    st.caption(
+        f"First, training image #{index:,}; then {len(samples)} draws of "
+        + ", ".join(describe_augment(entry) for entry in entries)
+        + ": each batch, every picture gets a new draw. Validation and test images never do."
+    )
+
+
 def regularisation(config: dict) -> list[str]:
     """The label smoothing and augmentations of a run's settings, in words; [] for none."""
     found = []
     if config.get("label_smoothing"):
         found.append(f"label smoothing {config['label_smoothing']:g}")
     if config.get("augment"):
-        found.append(
-            "augmented: " + ", ".join(AUGMENTATION_NAMES.get(a, a) for a in config["augment"])
-        )
+        found.append("augmented: " + ", ".join(describe_augment(a) for a in config["augment"]))
     return found
 
 
@@ -1050,6 +1123,7 @@ def draw_train() -> None:
             st.session_state[KEY + "poll"] = progress_seconds(job)
             st.fragment(run_every=progress_seconds(job))(draw_progress)(job.id)
             st.fragment(run_every=CHART_SECONDS if job_active else None)(draw_curves)(job.id)
+        show_augmented()
     st.divider()
     draw_runs()
 

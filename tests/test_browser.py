@@ -329,6 +329,17 @@ def test_the_builder_makes_a_network_trains_it_and_shares_it_as_a_link(
     epochs.press("Tab")
     page.get_by_text("More settings").click()
     choose_augmentation(page, "mirror left-right")
+    # What the network will see: a training picture and eleven draws of its augmentation.
+    drawn = page.get_by_text(re.compile(r"then 11 draws of mirror left-right"))
+    for _ in range(3):  # a click that only closes the list of augmentations is lost
+        page.keyboard.press("Escape")
+        page.get_by_role("button", name="Show what the network will see").click()
+        wait_until_idle(page)
+        if drawn.is_visible():
+            break
+    expect(drawn).to_be_visible()
+    expect(page.get_by_test_id("stImageContainer")).to_have_count(12)
+    screenshot(page, "train-augmented")
     page.get_by_role("button", name="Start training").click()
     expect(page.get_by_text("Saved as run")).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
     record = next(

@@ -68,11 +68,12 @@ def test_the_script_trains_the_same_network_with_plain_keras(tmp_path: Path) -> 
         "config": {
             "epochs": 3, "batch_size": 64, "learning_rate": 0.01, "optimizer": "adamw",
             "lr_schedule": "one-cycle", "validation_split": 0.1, "seed": 3,
-            "label_smoothing": 0.1, "augment": ["flip", "shift", "erase"],
+            "label_smoothing": 0.1, "augment": ["flip", "shift:3", "erase:80"],
         },
     }  # fmt: skip
     script = tmp_path / "train.py"
     script.write_text(export.training_script(record))
+    assert "'augment': {'flip': None, 'shift': 3, 'erase': 80}" in script.read_text()
     saved = tmp_path / "model.keras"
     done = subprocess.run(
         [sys.executable, str(script), "--epochs", "1", "--limit", "2000",

@@ -302,3 +302,21 @@ def test_a_conversion_that_changed_the_answers_is_refused(
     monkeypatch.setattr(tflite, "predict", lambda content, images: keep(content, images)[:, ::-1])
     with pytest.raises(ModelError, match="answers differently from Keras"):
         tflite.convert(shipped_model, dataset.x_test[:20])
+
+
+def test_augmented_samples_are_the_training_pipelines_own_draws(
+    client: InferenceClient, dataset: Dataset
+) -> None:
+    from fmnist.ml import engine
+
+    picture = dataset.x_train[0]
+    samples = client.augmented(("flip", "rotate:30"), picture, 8, seed=5)
+    assert samples.shape == (8, 28, 28) and samples.dtype == np.uint8
+    # The same draws as the layers the worker trains with, seeded alike.
+    in_process = engine.augmented_samples(("flip", "rotate:30"), picture, 8, 5)
+    assert np.abs(samples.astype(int) - in_process).max() <= 1
+    assert all(not np.array_equal(sample, picture) for sample in samples)  # every one turned
+    assert not np.array_equal(client.augmented(("flip", "rotate:30"), picture, 8, 6), samples)
+    with pytest.raises(InferenceError, match="shift strength must be a whole number from 1 to 6"):
+        client.augmented(("shift:60",), picture, 8, seed=5)
+    assert np.array_equal(client.augmented((), picture, 2, seed=5), [picture, picture])

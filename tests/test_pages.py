@@ -241,13 +241,16 @@ def test_a_link_fills_the_form_even_with_values_outside_its_lists(models_dir: Pa
     app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=TIMEOUT)
     app.switch_page("pages/2_Train.py")
     link = {"network": "cnn", "epochs": "300", "batch": "100", "images": "1234",
-            "validation": "0.4", "lr": "0.0007", "seed": "77", "augment": "zoom,flip"}  # fmt: skip
+            "validation": "0.4", "lr": "0.0007", "seed": "77",
+            "augment": "zoom:25,flip"}  # fmt: skip
     app.query_params.update(link)
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     assert app.selectbox(key="train_limit").value == "1,234"
     assert app.selectbox(key="train_batch").value == 100
     assert app.number_input(key="train_epochs").value == 300
+    assert app.slider(key="train_strength_zoom").value == 25
+    assert app.slider(key="train_strength_shift").value == 2  # the default: not in the link
     # Start with exactly these settings; a bad link says which setting in one line.
     next(b for b in app.button if "Start training" in b.label).click().run()
     assert not app.exception, [e.value for e in app.exception]
@@ -257,7 +260,7 @@ def test_a_link_fills_the_form_even_with_values_outside_its_lists(models_dir: Pa
     assert (job.config.validation_split, job.config.learning_rate, job.config.seed) == (
         0.4, 0.0007, 77,
     )  # fmt: skip
-    assert job.config.augment == ("flip", "zoom")
+    assert job.config.augment == ("flip", "zoom:25")
     JobStore().request_stop(job.id)
 
     bad = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=TIMEOUT)

@@ -17,7 +17,7 @@ from fmnist.data import Dataset
 from fmnist.ml import engine
 from fmnist.ml.inference import predict_mirrored, predict_probabilities
 from fmnist.ml.networks import build_model
-from fmnist.schema import AUGMENTATIONS, ResumePoint, TrainConfig
+from fmnist.schema import AUGMENTATIONS, ResumePoint, TrainConfig, augment_strengths
 
 from .test_engine import ListSink
 
@@ -67,19 +67,38 @@ def test_a_flip_mirrors_about_half_the_pictures_and_nothing_else(dataset: Datase
     assert np.all(mirrored | kept) and 0.3 < mirrored.mean() < 0.7
 
 
-def test_a_shift_moves_each_picture_by_at_most_two_pixels(dataset: Dataset) -> None:
-    original, changed = batch_of(dataset, ("shift",))
-    moved = 0
+@pytest.mark.parametrize(("entry", "pixels"), [("shift", 2), ("shift:4", 4)])
+def test_a_shift_moves_each_picture_by_at_most_its_strength(
+    dataset: Dataset, entry: str, pixels: int
+) -> None:
+    original, changed = batch_of(dataset, (entry,))
+    moves = []
     for before, after in zip(original[..., 0], changed[..., 0], strict=True):
         # Find the whole-pixel move that explains the picture best.
         best = min(
-            (np.abs(np.roll(before, (dy, dx), axis=(0, 1)) - after)[2:-2, 2:-2].mean(), dy, dx)
-            for dy in range(-2, 3)
-            for dx in range(-2, 3)
+            (
+                np.abs(np.roll(before, (dy, dx), axis=(0, 1)) - after)[6:-6, 6:-6].mean(),
+                dy,
+                dx,
+            )
+            for dy in range(-pixels, pixels + 1)
+            for dx in range(-pixels, pixels + 1)
         )
         assert best[0] < 1e-6  # an exact copy, moved by whole pixels
-        moved += (best[1], best[2]) != (0, 0)
-    assert moved > 128  # most pictures moved
+        moves.append(max(abs(best[1]), abs(best[2])))
+    assert sum(m > 0 for m in moves) > 128  # most pictures moved
+    assert max(moves) == pixels  # and some as far as the strength allows
+
+
+def test_a_stronger_augmentation_changes_the_pictures_more(dataset: Dataset) -> None:
+    def change(entry: str) -> float:
+        original, changed = batch_of(dataset, (entry,))
+        return float(np.abs(changed - original).mean())
+
+    for weak, strong in [
+        ("rotate:3", "rotate:30"), ("zoom:3", "zoom:30"), ("erase:20", "erase:100"),
+    ]:  # fmt: skip
+        assert change(strong) > 2 * change(weak), (weak, strong)
 
 
 def test_random_erasing_greys_one_box_in_about_half_the_pictures(dataset: Dataset) -> None:
@@ -138,6 +157,19 @@ def test_unknown_augmentations_and_too_much_smoothing_are_refused() -> None:
     assert config.augment == ("flip", "erase")  # one order, once each
     assert TrainConfig.from_dict(config.to_dict() | {"augment": ["flip"]}).augment == ("flip",)
     assert set(AUGMENTATIONS) == {"flip", "shift", "erase", "rotate", "zoom"}
+    # Strengths: whole numbers in range, never for the mirror; the default is the bare name.
+    config = TrainConfig.from_settings({"augment": ["rotate:30", "shift:2", "shift:5", "flip"]})
+    assert config.augment == ("flip", "shift", "rotate:30")
+    assert augment_strengths(config.augment) == {"flip": None, "shift": 2, "rotate": 30}
+    for entry, message in [
+        ("shift:9", r"shift strength must be a whole number from 1 to 6 \(pixels\), not '9'"),
+        ("rotate:2.5", "rotate strength must be a whole number from 2 to 45"),
+        ("zoom:-5", "zoom strength must be"),
+        ("flip:3", "flip takes no strength"),
+        ("blur:3", "unknown augmentation 'blur'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            TrainConfig.from_settings({"augment": [entry]})
 
 
 def test_the_whole_recipe_trains_records_its_settings_and_resumes(

@@ -29,7 +29,7 @@ def test_a_link_brings_back_every_setting_and_never_a_job_or_its_key() -> None:
         early_stopping_patience=3,
         limit=5000,
         label_smoothing=0.1,
-        augment=("flip", "erase"),
+        augment=("flip", "erase:70", "rotate:20"),
         mixed_precision=True,
         name="workshop 1",
     )
@@ -58,6 +58,7 @@ def test_defaults_stay_out_of_a_link_but_the_network_epochs_and_seed_are_always_
         ({"layers": "conv-x"}, r"layer 1 \(conv\): filters must be a number"),
         ({"layers": "lstm-3"}, "layer 1: unknown type 'lstm'"),
         ({"augment": "flip,blur"}, "unknown augmentation 'blur'"),
+        ({"augment": "flip,shift:99"}, "shift strength must be a whole number from 1 to 6"),
     ],
 )
 def test_a_bad_link_is_one_line_naming_the_setting(parameters: dict, message: str) -> None:

@@ -32,6 +32,8 @@ from fmnist.schema import (
     ResumePoint,
     RunRecord,
     TrainConfig,
+    augment_strengths,
+    check_augment,
 )
 
 HEALTH_PROBE = 256  # training images behind each epoch's gradient statistics
@@ -87,47 +89,65 @@ def make_pipeline(
 # Batches prepared side by side and ahead of the training step (tf.data's fixed sizes).
 PARALLEL = max(2, min(8, os.cpu_count() or 2))
 PREFETCH_BATCHES = 4
-SHIFT_PIXELS = 2
 ERASE_SIDES = (4, 12)  # pixels, the box's least and greatest side
-ERASE_SHARE = 0.5  # of the pictures of a batch
-ROTATE_TURNS = 10 / 360  # up to 10 degrees either way, as a share of a full turn
-ZOOM_SHARE = 0.1  # in or out by up to 10%
 
 
-def augmentation(names: tuple[str, ...], seed: int) -> keras.Sequential:
-    """Keras's preprocessing layers for the named augmentations (fmnist.schema.AUGMENTATIONS),
-    applied to float batches (n, 28, 28, 1) in [0, 1], each picture drawn anew."""
+def augmentation(entries: tuple[str, ...], seed: int) -> keras.Sequential:
+    """Keras's preprocessing layers for the augmentations (fmnist.schema.AUGMENTATIONS, each
+    at its strength), applied to float batches (n, 28, 28, 1) in [0, 1], each picture drawn
+    anew."""
+    strength = augment_strengths(entries)
     steps: list[keras.layers.Layer] = []
-    if "flip" in names:
+    if "flip" in strength:
         steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    if "shift" in names:
-        share = SHIFT_PIXELS / 28
+    if "shift" in strength:
+        share = strength["shift"] / 28
         steps.append(
             # Whole pixels (nearest): a bilinear sub-pixel shift would also blur the picture.
             keras.layers.RandomTranslation(
                 share, share, fill_mode="constant", interpolation="nearest", seed=seed + 1
             )
         )
-    if "rotate" in names:
+    if "rotate" in strength:
         steps.append(
             keras.layers.RandomRotation(
-                ROTATE_TURNS, fill_mode="constant", interpolation="bilinear", seed=seed + 3
+                strength["rotate"] / 360,  # a share of a full turn, either way
+                fill_mode="constant",
+                interpolation="bilinear",
+                seed=seed + 3,
             )
         )
-    if "zoom" in names:
-        steps.append(keras.layers.RandomZoom(ZOOM_SHARE, fill_mode="constant", seed=seed + 4))
+    if "zoom" in strength:
+        steps.append(
+            keras.layers.RandomZoom(strength["zoom"] / 100, fill_mode="constant", seed=seed + 4)
+        )
     # Erasing last: its grey box is not turned or scaled with the garment.
-    if "erase" in names:
-        steps.append(RandomErasing(seed=seed + 2))
+    if "erase" in strength:
+        steps.append(RandomErasing(share=strength["erase"] / 100, seed=seed + 2))
     return keras.Sequential(steps, name="augmentation")
+
+
+def augmented_samples(
+    entries: tuple[str, ...], picture: np.ndarray, count: int, seed: int
+) -> np.ndarray:
+    """``count`` draws of the training pipeline's augmentation of one uint8 28x28 picture,
+    as uint8 (count, 28, 28): what the network will see of it."""
+    for entry in entries:
+        check_augment(entry)
+    if not entries:
+        return np.repeat(picture[None], count, axis=0)
+    batch = np.repeat(picture[None, :, :, None].astype(np.float32) / 255.0, count, axis=0)
+    changed = np.asarray(augmentation(tuple(entries), seed)(batch, training=True))
+    return np.clip(np.rint(changed[..., 0] * 255), 0, 255).astype(np.uint8)
 
 
 class RandomErasing(keras.layers.Layer):
     """Random erasing (Zhong et al., 2017): a box of mid grey over part of some pictures, so
     that the network cannot lean on any one region. Keras 3 has no such layer."""
 
-    def __init__(self, seed: int = 0, **kwargs) -> None:
+    def __init__(self, share: float = 0.5, seed: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.share = share  # of the pictures of a batch
         self.generator = keras.random.SeedGenerator(seed)
 
     def call(self, images: tf.Tensor, training: bool = True) -> tf.Tensor:
@@ -138,7 +158,7 @@ class RandomErasing(keras.layers.Layer):
         sides_x = low + draw[1] % (high - low + 1)
         top = draw[2] % (height - sides_y + 1)
         left = draw[3] % (width - sides_x + 1)
-        chosen = keras.random.uniform((n,), seed=self.generator) < ERASE_SHARE
+        chosen = keras.random.uniform((n,), seed=self.generator) < self.share
         rows = tf.range(height)[None, :, None]
         columns = tf.range(width)[None, None, :]
         inside = (

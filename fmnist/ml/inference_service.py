@@ -33,6 +33,7 @@ import numpy as np
 
 from fmnist import data
 from fmnist.inference_protocol import (
+    AUGMENT,
     CHECK,
     ERROR,
     EXPLAIN,
@@ -165,6 +166,14 @@ class InferenceService:
             ref, pixels, class_index, method = args
             (picture,) = _checked_pixels(pixels[None] if np.ndim(pixels) == 2 else pixels)
             return saliency.explain(self.model(ref), picture, int(class_index), method)
+        if op == AUGMENT:
+            entries, pixels, count, seed = args
+            (picture,) = _checked_pixels(pixels[None] if np.ndim(pixels) == 2 else pixels)
+            if not 1 <= int(count) <= 64:
+                raise ValueError("between 1 and 64 samples")
+            from fmnist.ml import engine  # the training pipeline's own layers
+
+            return engine.augmented_samples(tuple(entries), picture, int(count), int(seed))
         if op == TFLITE:
             (ref,) = args
             # Imported here: the converter loads MLIR's libraries, which no other request needs.
