@@ -189,6 +189,31 @@ def test_an_interrupted_job_resumes_on_ray_from_its_checkpoint_or_fails_in_one_l
 
 
 @pytest.mark.ray
+def test_a_run_is_continued_on_ray_from_the_parent_the_server_sends(
+    cluster: tuple[RayBackend, JobStore, Path],
+) -> None:
+    _, store, models = cluster
+    finished = [r for r in runs.list_runs(models)[0] if r["network"] == "mlp"]
+    if not finished:
+        pytest.skip("needs the mlp run of the first test as a parent")
+    parent = finished[0]
+    done = parent["epochs_completed"]
+    # The parent lives in this test's models folder, which the Ray worker process (a
+    # fresh Python, default settings) does not know: it trains from what the server sent.
+    child = TrainConfig.from_dict(parent["config"]).to_dict() | {
+        "network": "mlp", "epochs": done + 1, "parent_run": parent["run_id"],
+    }  # fmt: skip
+    job_id = store.create(TrainConfig.from_settings(child), "token")
+    wait_for(lambda: store.get(job_id).state.final, 120, "the continued run to end")
+    view = store.get(job_id)
+    assert view.state is JobState.DONE, view.message
+    record = runs.read_record(view.run_id, models)
+    assert record["config"]["parent_run"] == parent["run_id"]
+    assert [m["epoch"] for m in record["history"]] == list(range(1, done + 2))
+    assert record["history"][:done] == parent["history"]  # the parent's curves, carried on
+
+
+@pytest.mark.ray
 def test_closing_the_backend_interrupts_the_jobs_it_runs(
     cluster: tuple[RayBackend, JobStore, Path],
 ) -> None:

@@ -47,7 +47,7 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from fmnist import config, runs
+from fmnist import config, continuation, runs
 from fmnist.data import Dataset, load_dataset
 from fmnist.jobs.store import JobStore, Worker
 from fmnist.jobs.worker import BatchedSink
@@ -265,7 +265,12 @@ def train_task(
                 checkpoint = Path(folder) / "checkpoint.keras"
                 checkpoint.write_bytes(resume["checkpoint"])
                 history = tuple(EpochMetrics(**values) for values in resume["history"])
-                resume_point = ResumePoint(str(checkpoint), resume["epoch"], history)
+                resume_point = ResumePoint(
+                    str(checkpoint),
+                    resume["epoch"],
+                    history,
+                    restart_schedule=resume.get("restart_schedule", False),
+                )
             model, record = engine.train(
                 TrainConfig.from_dict(config), dataset, sink, resume_point, job_id
             )
@@ -578,14 +583,24 @@ class RayBackend:
         return self._dataset_ref
 
     def _resume_payload(self, job: JobView) -> dict[str, Any] | None:
+        """What the task starts from: the job's own checkpoint, or the run it continues
+        (read here: worker machines need no disk shared with the server); None for neither."""
         path = self.store.checkpoint_path(job.id)
-        if not job.checkpoint_epoch or not path.is_file():
-            return None
-        return {
-            "checkpoint": path.read_bytes(),
-            "epoch": job.checkpoint_epoch,
-            "history": [m.as_dict() for m in job.history],
-        }
+        if job.checkpoint_epoch and path.is_file():
+            return {
+                "checkpoint": path.read_bytes(),
+                "epoch": job.checkpoint_epoch,
+                "history": [m.as_dict() for m in job.history],
+            }
+        if job.config.parent_run:
+            point = continuation.resume_point(job.config, self.models_dir)
+            return {
+                "checkpoint": Path(point.checkpoint).read_bytes(),
+                "epoch": point.epoch,
+                "history": [m.as_dict() for m in point.history],
+                "restart_schedule": point.restart_schedule,
+            }
+        return None
 
     def _resize(self) -> None:
         resources = ray.cluster_resources()

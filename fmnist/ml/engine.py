@@ -8,7 +8,6 @@ back to the server, which saves it).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -17,16 +16,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fmnist import evaluation, runs
+from fmnist import continuation, evaluation, runs
 from fmnist.data import Dataset
 from fmnist.ml import batch_norm, devices
 from fmnist.ml.callbacks import ProgressCallback
 from fmnist.ml.inference import predict_mirrored, predict_probabilities
 from fmnist.ml.networks import build_model
-from fmnist.networks import CUSTOM, spec_of
+from fmnist.networks import spec_of
 from fmnist.schema import (
     LIVE_POINTS_PER_EPOCH,
-    EpochMetrics,
     JobState,
     ProgressSink,
     ResumePoint,
@@ -273,28 +271,6 @@ def _compiled_model(
     return model
 
 
-def parent_resume_point(config: TrainConfig) -> ResumePoint:
-    """Where a continued run starts: its parent's saved model (weights and optimizer state,
-    the step count included) after the parent's whole epochs, with the parent's curves."""
-    record = runs.read_record(config.parent_run)  # a RunError for a run that is gone
-    if record["network"] != config.network or (
-        config.network == CUSTOM and record.get("layers") != list(config.layers)
-    ):
-        raise ValueError(f"run {config.parent_run} has another network: it cannot be continued")
-    done = int(record.get("epochs_completed") or 0)
-    if config.epochs <= done:
-        raise ValueError(f"run {config.parent_run} has {done} epochs already: ask for more")
-    known = {f.name for f in dataclasses.fields(EpochMetrics)}
-    history = tuple(
-        EpochMetrics(**{k: v for k, v in entry.items() if k in known})
-        for entry in record.get("history", [])[:done]
-    )
-    model_file = runs.run_path(config.parent_run) / runs.MODEL_FILE
-    return ResumePoint(
-        str(model_file), done, history, restart_schedule=config.lr_schedule != "constant"
-    )
-
-
 def train(
     config: TrainConfig,
     dataset: Dataset,
@@ -311,7 +287,7 @@ def train(
     config.validate()
     started = time.time()
     if resume is None and config.parent_run:
-        resume = parent_resume_point(config)
+        resume = continuation.resume_point(config)
     initial_epoch = resume.epoch if resume else 0
     sink.phase("preparing the data")
     # A resumed job reseeds differently so it does not replay the first epochs' order.
