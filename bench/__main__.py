@@ -29,6 +29,9 @@ Every ratio compares two things measured side by side in this run:
 9. time to accuracy: the ``fast`` network's recipe from the Train page, Start to the
    saved run, and its test accuracy (bench/accuracy.py). ``--accuracy`` trains every
    network's recipe instead (most of an hour on 2 cores).
+10. what augmentation (mirror, shift, grey box) does to cnn-bn's test accuracy at its
+   recipe's 15 epochs, two jobs side by side on the server's worker (about 25 minutes on
+   2 cores; bench/augmentation.py).
 
 Results are printed as a table and written to bench/output/results.json; the
 servers' logs go beside it.
@@ -54,7 +57,7 @@ FULL_STOP_ROUNDS = 3
 UPLOADS = 5
 BENCHMARKS = (
     "library", "training", "responsiveness", "stop", "memory", "pages", "safety", "views",
-    "accuracy",
+    "accuracy", "augmentation",
 )  # fmt: skip
 BIG_UPLOADS = 3
 
@@ -97,7 +100,17 @@ def main() -> int:
     stop_rounds = 1 if args.quick else FULL_STOP_ROUNDS
     wanted = set(args.only or BENCHMARKS)
 
-    from bench import accuracy, interactive, library, memory, pages, safety, training, views
+    from bench import (
+        accuracy,
+        augmentation,
+        interactive,
+        library,
+        memory,
+        pages,
+        safety,
+        training,
+        views,
+    )
 
     results: dict = {
         "mode": "quick" if args.quick else "full",
@@ -141,6 +154,11 @@ def main() -> int:
             recipes = tuple(NETWORKS) if args.accuracy else (accuracy.SPEED_RECIPE,)
             with Server("accuracy") as server:
                 section(results, "accuracy", lambda: accuracy.run(server, browser, recipes))
+        if "augmentation" in wanted:
+            with Server("augmentation") as server:
+                section(
+                    results, "augmentation", lambda: augmentation.run(server, browser, args.quick)
+                )
         if "safety" in wanted:
             section(results, "safety", lambda: safety.run(browser))
         if "memory" in wanted:
@@ -455,6 +473,22 @@ def rows(results: dict) -> list[tuple[str, ...]]:
                         ),
                     )
                 )
+    if not failed("augmentation"):
+        g = results["augmentation"]
+        plain, augmented = g["plain"], g["augmented"]
+        mirrored = augmented.get("test_accuracy_mirrored")
+        out.append(
+            (
+                f"{g['network']} {g['recipe'].get('epochs')} epochs, test accuracy: augmented "
+                f"({', '.join(g['augment'])}) / plain",
+                f"{augmented['test_accuracy']:.2%}"
+                + (f" ({mirrored:.2%} with the mirror)" if mirrored else ""),
+                f"{plain['test_accuracy']:.2%}",
+                f"{g['test_accuracy_gain_points']:+.2f} points",
+                "",
+                "",
+            )
+        )
     if not failed("dataset_load"):
         d = results["dataset_load"]
         out.append(
