@@ -64,7 +64,14 @@ def curves_png(record: dict[str, Any]) -> bytes:
         box = (60 + panel * 480, 50, 440 + panel * 480, 370)
         _panel(draw, font, box, metric, history)
     legend_x = 60
+    # A run trained on all 60,000 images has no validation curve: nor a legend for one.
+    drawn = {
+        "training": any(_finite(h.get("loss")) for h in history),
+        "validation": any(_finite(h.get("val_loss")) for h in history),
+    }
     for label, colour in _COLOURS.items():
+        if not drawn[label]:
+            continue
         draw.line((legend_x, 400, legend_x + 30, 400), fill=colour, width=3)
         draw.text((legend_x + 38, 392), label, fill="black", font=font)
         legend_x += 160

@@ -39,15 +39,19 @@ def test_the_bundle_holds_the_model_record_tables_curves_and_script(shipped_run:
     assert [int(row["epoch"]) for row in history] == list(
         range(1, shipped_run["epochs_completed"] + 1)
     )
-    assert float(history[-1]["val_accuracy"]) == shipped_run["history"][-1]["val_accuracy"]
+    assert float(history[-1]["accuracy"]) == shipped_run["history"][-1]["accuracy"]
+    validated = shipped_run["history"][-1].get("val_accuracy")
+    assert history[-1]["val_accuracy"] == ("" if validated is None else str(validated))
     rows = list(csv.reader(io.StringIO(archive.read(member["confusion_matrix.csv"]).decode())))
     counts = np.array([[int(v) for v in row[1:]] for row in rows[1:]])
     assert rows[0][1] == "T-shirt/top" and counts.shape == (10, 10) and counts.sum() == 10_000
     assert np.trace(counts) / 10_000 == shipped_run["test_accuracy"]
     picture = np.asarray(Image.open(io.BytesIO(archive.read(member["curves.png"]))))
     assert picture.shape == (420, 1000, 3)
-    for colour in export._COLOURS.values():  # both curves are drawn
-        assert (np.abs(picture.astype(int) - colour).sum(axis=2) < 30).sum() > 200
+    drawn = {"training": True, "validation": validated is not None}
+    for label, colour in export._COLOURS.items():  # the curves it has, and no other
+        pixels = (np.abs(picture.astype(int) - colour).sum(axis=2) < 30).sum()
+        assert pixels > 200 if drawn[label] else pixels == 0, label
 
 
 def test_the_script_trains_the_same_network_with_plain_keras(tmp_path: Path) -> None:
@@ -106,3 +110,17 @@ def test_the_bundle_carries_the_runs_tensorboard_files_but_never_a_link(
     events = [name for name in archive.namelist() if "/tensorboard/" in name]
     assert events == [f"{run_id}/tensorboard/train/events.out.tfevents.1.host.1.v2"]
     assert archive.read(events[0]) == b"\x00event"
+
+
+def test_a_run_without_validation_draws_no_validation_curve_nor_its_legend(
+    shipped_run: dict,
+) -> None:
+    history = [
+        {k: v for k, v in entry.items() if not k.startswith("val_")}
+        for entry in shipped_run["history"]
+    ]
+    png = export.curves_png(shipped_run | {"history": history})
+    picture = np.asarray(Image.open(io.BytesIO(png))).astype(int)
+    orange = np.abs(picture - export._COLOURS["validation"]).sum(axis=2) < 30
+    blue = np.abs(picture - export._COLOURS["training"]).sum(axis=2) < 30
+    assert blue.sum() > 200 and orange.sum() == 0
