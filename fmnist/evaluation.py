@@ -78,6 +78,16 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 255.0)[..., None]
 
 
+def mirror_images(images: np.ndarray) -> np.ndarray:
+    """Pictures (..., 28, 28) with left and right swapped, as a contiguous array."""
+    return np.ascontiguousarray(np.asarray(images)[..., ::-1])
+
+
+def mirror_average(probabilities: np.ndarray, of_mirrors: np.ndarray) -> np.ndarray:
+    """Test-time augmentation: each picture's softmax averaged with its mirror image's."""
+    return (probabilities + of_mirrors) / 2
+
+
 def as_probabilities(outputs: np.ndarray) -> np.ndarray:
     """Softmax outputs pass through; logits (a model without softmax, as in seed 002) get one."""
     rows_are_distributions = np.all(outputs >= -1e-6) and np.allclose(

@@ -33,6 +33,7 @@ import numpy as np
 
 from fmnist import config, keras_archive
 from fmnist.data import NUM_CLASSES
+from fmnist.evaluation import mirror_average, mirror_images
 from fmnist.inference_protocol import (
     AUGMENT,
     AUTO,
@@ -201,8 +202,8 @@ class InferenceClient:
         pixels = np.asarray(pixels)
         if pixels.ndim == 2:
             pixels = pixels[None]
-        both = self.predict(ref, np.concatenate([pixels, pixels[:, :, ::-1]]))
-        return (both[: len(pixels)] + both[len(pixels) :]) / 2
+        both = self.predict(ref, np.concatenate([pixels, mirror_images(pixels)]))
+        return mirror_average(both[: len(pixels)], both[len(pixels) :])
 
     def test_probabilities(self, ref: ModelRef) -> np.ndarray:
         """float64 (10000, 10) softmax of the test images (cached in the service)."""

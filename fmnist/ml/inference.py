@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from fmnist import keras_archive, runs
 from fmnist.data import NUM_CLASSES
-from fmnist.evaluation import as_probabilities, to_model_input
+from fmnist.evaluation import as_probabilities, mirror_average, mirror_images, to_model_input
 from fmnist.inference_protocol import ModelError
 from fmnist.messages import first_line
 from fmnist.ml import devices
@@ -190,9 +190,9 @@ def predict_mirrored(
     if kept is None:
         kept = predict_probabilities(model, images, refuse_non_finite=refuse_non_finite)
     mirrored = predict_probabilities(
-        model, np.ascontiguousarray(images[:, :, ::-1]), refuse_non_finite=refuse_non_finite
+        model, mirror_images(images), refuse_non_finite=refuse_non_finite
     )
-    return (kept + mirrored) / 2
+    return mirror_average(kept, mirrored)
 
 
 def _as_input(model: keras.Model, images: np.ndarray) -> np.ndarray:
