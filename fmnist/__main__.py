@@ -204,7 +204,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = vars(args) | {
         **_spec_settings(args.network_spec),
         "devices": tuple(args.devices.split(",")) if args.devices else (),
-        "augment": tuple(filter(None, args.augment.split(","))),
+        "augment": tuple(filter(None, (a.strip() for a in args.augment.split(",")))),
         "command": args.command_line,
     }
     cfg = TrainConfig.from_settings(settings)

@@ -74,14 +74,22 @@ def augment_strengths(augment: tuple[str, ...] | list[str]) -> dict[str, int | N
     for entry in augment:
         name, strength = split_augment(entry)
         known = AUGMENT_STRENGTHS.get(name)
-        found[name] = None if known is None else int(strength or known.default)
+        # The first entry of a name, as _canonical_augment keeps it.
+        found.setdefault(name, None if known is None else int(strength or known.default))
     return found
+
+
+def _whole(text: str) -> bool:
+    """Digits 0-9 only: str.isdigit also takes "²" and "٣", which int() refuses or reads."""
+    return text.isascii() and text.isdigit()
 
 
 def describe_augment(entry: str) -> str:
     """An augmentation in words: "shift:3" -> "shift ±3 px"."""
-    name, _ = split_augment(entry)
-    strength = augment_strengths((entry,)).get(name) if name in AUGMENTATIONS else None
+    name, strength = split_augment(entry)
+    if name not in AUGMENTATIONS or (strength and not _whole(strength)):
+        return str(entry)  # unchecked text (a hand-edited run.json): shown as it is
+    strength = augment_strengths((entry,))[name]
     words = {
         "flip": "mirror left-right",
         "shift": f"shift ±{strength} px",
@@ -102,7 +110,7 @@ def check_augment(entry: str) -> None:
     known = AUGMENT_STRENGTHS.get(name)
     if known is None:
         raise ValueError(f"{name} takes no strength (given {entry!r})")
-    if not strength.isdigit() or not known.low <= int(strength) <= known.high:
+    if not _whole(strength) or not known.low <= int(strength) <= known.high:
         raise ValueError(
             f"{name} strength must be a whole number from {known.low} to {known.high} "
             f"({known.unit}), not {strength[:12]!r}"
@@ -119,10 +127,15 @@ def _canonical_augment(augment: tuple[str, ...]) -> tuple[str, ...]:
     ordered += [entry for name, entry in first.items() if name not in AUGMENTATIONS]
     tidy = []
     for entry in ordered:
+        # Written anew from its parts: " flip", "flip:" and "shift:03" become "flip",
+        # "flip" and "shift:3"; what cannot be read is kept, for validate to refuse.
         name, strength = split_augment(entry)
-        known = AUGMENT_STRENGTHS.get(name)
-        default = known is not None and strength.isdigit() and int(strength) == known.default
-        tidy.append(name if default else entry)
+        if name in AUGMENTATIONS and not strength:
+            tidy.append(name)
+        elif name in AUGMENT_STRENGTHS and _whole(strength):
+            tidy.append(augment_entry(name, int(strength)))
+        else:
+            tidy.append(entry)
     return tuple(tidy)
 
 
@@ -229,6 +242,9 @@ class TrainConfig:
             raise ValueError(f"label smoothing must be between 0 and {MAX_LABEL_SMOOTHING}")
         for entry in self.augment:
             check_augment(entry)
+        names = [split_augment(entry)[0] for entry in self.augment]
+        if len(set(names)) < len(names):
+            raise ValueError("each augmentation may be given once")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -580,11 +580,17 @@ def show_augmented() -> None:
         return
     images = ui.dataset().x_train
     index = int(np.random.default_rng(draw).integers(len(images)))
-    try:
-        samples = inference_client.augmented(tuple(entries), images[index], PREVIEW_SAMPLES, draw)
-    except (inference_client.InferenceError, ValueError) as error:
-        st.error(f"No samples: {ui.plain(str(error))}", icon="🚫")
-        return
+    # Kept for the session: other reruns of the page (the runs table, a job's end) show
+    # the same draws without asking the inference service again.
+    kept = st.session_state.get(KEY + "preview_samples")
+    if kept is None or kept[0] != (entries, draw):
+        try:
+            samples = inference_client.augmented(entries, images[index], PREVIEW_SAMPLES, draw)
+        except (inference_client.InferenceError, ValueError) as error:
+            st.error(f"No samples: {ui.plain(str(error))}", icon="🚫")
+            return
+        kept = st.session_state[KEY + "preview_samples"] = ((entries, draw), samples)
+    samples = kept[1]
     pictures = [images[index], *samples]
     row = (len(pictures) + 1) // 2
     for start in range(0, len(pictures), row):
@@ -828,7 +834,7 @@ def run_rows(records: list[dict]) -> list[dict]:
                         (
                             config.get("label_smoothing")
                             and f"smooth {config['label_smoothing']:g}",
-                            ", ".join(config.get("augment") or ()),
+                            ", ".join(map(describe_augment, config.get("augment") or ())),
                         ),
                     )
                 ),
@@ -998,8 +1004,8 @@ def draw_runs_table(records: list[dict]) -> None:
             file_name=f"{record['run_id']}.zip",
             mime="application/zip",
             help=f"{record['run_id']}.zip: model.keras, run.json, history.csv, "
-            "confusion_matrix.csv, curves.png and a plain Keras script that trains the "
-            "same network with the same settings",
+            "confusion_matrix.csv, curves.png, a plain Keras script that trains the "
+            "same network with the same settings, and its TensorBoard event files",
             key=KEY + "download_" + record["run_id"],
         )
         lite = st.session_state.get(KEY + "tflite")

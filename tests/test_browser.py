@@ -241,11 +241,11 @@ def test_a_networks_recipe_fills_the_form_and_trains_with_its_settings(
     epochs = page.get_by_label("Epochs")
     epochs.fill("1")
     epochs.press("Tab")
-    choose_augmentation(page, "shift up to 2 px")
+    choose_augmentation(page, "shift")
     page.get_by_role("button", name="Start training").click()
     expect(page.get_by_text("Saved as run")).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
     expect(
-        page.get_by_text(re.compile("label smoothing 0.1 · augmented: shift up to 2 px"))
+        page.get_by_text(re.compile("label smoothing 0.1 · augmented: shift ±2 px"))
     ).to_be_visible()
     # "-fast-" and four characters: not the shipped fast-wide run.
     record = next(json.loads(p.read_text()) for p in server.models.glob("*-fast-????/run.json"))

@@ -17,7 +17,13 @@ from fmnist.data import Dataset
 from fmnist.ml import engine
 from fmnist.ml.inference import predict_mirrored, predict_probabilities
 from fmnist.ml.networks import build_model
-from fmnist.schema import AUGMENTATIONS, ResumePoint, TrainConfig, augment_strengths
+from fmnist.schema import (
+    AUGMENTATIONS,
+    ResumePoint,
+    TrainConfig,
+    augment_strengths,
+    describe_augment,
+)
 
 from .test_engine import ListSink
 
@@ -161,7 +167,14 @@ def test_unknown_augmentations_and_too_much_smoothing_are_refused() -> None:
     config = TrainConfig.from_settings({"augment": ["rotate:30", "shift:2", "shift:5", "flip"]})
     assert config.augment == ("flip", "shift", "rotate:30")
     assert augment_strengths(config.augment) == {"flip": None, "shift": 2, "rotate": 30}
+    # Written anew, whatever the spacing or zeros: the engine's "flip" test then holds.
+    tidy = TrainConfig.from_settings({"augment": [" flip", "shift:03", "zoom:", "erase:50"]})
+    assert tidy.augment == ("flip", "shift:3", "erase", "zoom")
+    assert describe_augment("shift:x") == "shift:x" and describe_augment("zoom:7") == "zoom ±7%"
+    with pytest.raises(ValueError, match="each augmentation may be given once"):
+        TrainConfig(augment=("shift:3", "shift:5")).validate()
     for entry, message in [
+        ("shift:²", "shift strength must be a whole number"),
         ("shift:9", r"shift strength must be a whole number from 1 to 6 \(pixels\), not '9'"),
         ("rotate:2.5", "rotate strength must be a whole number from 2 to 45"),
         ("zoom:-5", "zoom strength must be"),

@@ -36,6 +36,7 @@ import contextlib
 import logging
 import math
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -47,7 +48,7 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from fmnist import config, continuation, runs
+from fmnist import config, continuation, keras_archive, runs
 from fmnist.data import Dataset, load_dataset
 from fmnist.jobs.store import JobStore, Worker
 from fmnist.jobs.worker import BatchedSink
@@ -514,11 +515,9 @@ class RayBackend:
             self.store.finish(
                 job.job_id, JobState(record["status"]), record["run_id"], record["test_accuracy"]
             )
-            # A local-pool checkpoint it resumed from is not needed any more.
-            checkpoint = self.store.checkpoint_path(job.job_id)
-            with contextlib.suppress(OSError):
-                checkpoint.unlink(missing_ok=True)
-                checkpoint.parent.rmdir()
+            # A local-pool checkpoint it resumed from is not needed any more (nor the event
+            # files a local worker wrote before it was interrupted: Ray runs keep none).
+            shutil.rmtree(self.store.checkpoint_path(job.job_id).parent, ignore_errors=True)
         except ray.exceptions.TaskCancelledError:
             self.store.set_state(job.job_id, JobState.STOPPED, "cancelled")
         except ray.exceptions.RayTaskError as error:
@@ -555,6 +554,8 @@ class RayBackend:
             if self.store.stop_requested(job.id):
                 self.store.set_state(job.id, JobState.STOPPED, "stopped before it started")
                 return
+            # Before the relay is taken: a parent run that is gone fails the job here.
+            resume = self._resume_payload(job)
             self.store.update(job.id, phase="waiting for a Ray worker")
             relay = self._idle_relays.pop() if self._idle_relays else Relay.remote()
             remote = _train_on_gpu if self.gpus_per_job > 0 else _train_on_cpu
@@ -569,7 +570,7 @@ class RayBackend:
                 relay,
                 job.id,
                 self.cpus_per_job,
-                self._resume_payload(job),
+                resume,
             )
             self._running[job.id] = _Running(job.id, relay, ref)
         except Exception as error:  # noqa: BLE001 - the job says why it could not start
@@ -594,8 +595,13 @@ class RayBackend:
             }
         if job.config.parent_run:
             point = continuation.resume_point(job.config, self.models_dir)
+            model = Path(point.checkpoint)
+            if model.is_symlink():
+                raise runs.RunError(f"run {job.config.parent_run} has a linked model file")
+            payload = model.read_bytes()
+            keras_archive.check(payload)  # a zip, and no bomb, before the cluster gets it
             return {
-                "checkpoint": Path(point.checkpoint).read_bytes(),
+                "checkpoint": payload,
                 "epoch": point.epoch,
                 "history": [m.as_dict() for m in point.history],
                 "restart_schedule": point.restart_schedule,

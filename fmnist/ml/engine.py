@@ -372,7 +372,7 @@ def train(
             evaluation.score(
                 predict_mirrored(model, dataset.x_test, False, kept=probabilities), dataset.y_test
             ).accuracy
-            if "flip" in config.augment
+            if "flip" in augment_strengths(config.augment)
             else None
         )
     scores = evaluation.score(probabilities, dataset.y_test)
@@ -429,7 +429,7 @@ class EpochTensorBoard(keras.callbacks.TensorBoard):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         super().on_epoch_end(epoch, logs)
-        for writer in self._writers.values():
+        for writer in getattr(self, "_writers", {}).values():  # Keras's own, by name
             writer.flush()
 
 
