@@ -117,6 +117,16 @@ def check_augment(entry: str) -> None:
         )
 
 
+def check_augments(entries: tuple[str, ...] | list[str]) -> None:
+    """A ValueError in one line unless every entry is valid and each augmentation is
+    given once: the one rule for a list of augmentations, wherever one arrives."""
+    for entry in entries:
+        check_augment(entry)
+    names = [split_augment(entry)[0] for entry in entries]
+    if len(set(names)) < len(names):
+        raise ValueError("each augmentation may be given once")
+
+
 def _canonical_augment(augment: tuple[str, ...]) -> tuple[str, ...]:
     """In the one order of AUGMENTATIONS, once each (the first entry of a name wins), the
     default strength written as the bare name; unknown entries kept at the end to be refused."""
@@ -240,11 +250,7 @@ class TrainConfig:
             raise ValueError("steps per execution cannot be negative")
         if not 0 <= self.label_smoothing <= MAX_LABEL_SMOOTHING:
             raise ValueError(f"label smoothing must be between 0 and {MAX_LABEL_SMOOTHING}")
-        for entry in self.augment:
-            check_augment(entry)
-        names = [split_augment(entry)[0] for entry in self.augment]
-        if len(set(names)) < len(names):
-            raise ValueError("each augmentation may be given once")
+        check_augments(self.augment)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

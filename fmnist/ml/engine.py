@@ -31,7 +31,7 @@ from fmnist.schema import (
     RunRecord,
     TrainConfig,
     augment_strengths,
-    check_augment,
+    check_augments,
 )
 
 HEALTH_PROBE = 256  # training images behind each epoch's gradient statistics
@@ -130,12 +130,11 @@ def augmented_samples(
 ) -> np.ndarray:
     """``count`` draws of the training pipeline's augmentation of one uint8 28x28 picture,
     as uint8 (count, 28, 28): what the network will see of it."""
-    for entry in entries:
-        check_augment(entry)
+    check_augments(entries)
     if not entries:
         return np.repeat(picture[None], count, axis=0)
     batch = np.repeat(picture[None, :, :, None].astype(np.float32) / 255.0, count, axis=0)
-    changed = np.asarray(augmentation(tuple(entries), seed)(batch, training=True))
+    changed = np.asarray(augmentation(entries, seed)(batch, training=True))
     return np.clip(np.rint(changed[..., 0] * 255), 0, 255).astype(np.uint8)
 
 
