@@ -32,6 +32,8 @@ Every ratio compares two things measured side by side in this run:
 10. what augmentation (mirror, shift, grey box) does to cnn-bn's test accuracy at its
    recipe's 15 epochs, two jobs side by side on the server's worker (about 25 minutes on
    2 cores; bench/augmentation.py).
+11. the training engine against the seeds' plain ``model.fit`` at their batch size, and
+   batches fetched on the device against tf.data's, library-level (bench/feed.py).
 
 Results are printed as a table and written to bench/output/results.json; the
 servers' logs go beside it.
@@ -54,10 +56,11 @@ from fmnist.networks import NETWORKS
 
 FULL_ROUNDS = 5  # each training contender runs once in each position
 FULL_STOP_ROUNDS = 3
+FEED_ROUNDS = 3
 UPLOADS = 5
 BENCHMARKS = (
     "library", "training", "responsiveness", "stop", "memory", "pages", "safety", "views",
-    "accuracy", "augmentation",
+    "accuracy", "augmentation", "feed",
 )  # fmt: skip
 BIG_UPLOADS = 3
 
@@ -103,6 +106,7 @@ def main() -> int:
     from bench import (
         accuracy,
         augmentation,
+        feed,
         interactive,
         library,
         memory,
@@ -124,6 +128,8 @@ def main() -> int:
         section(results, "inference_roundtrip", library.inference_roundtrip)
     if "views" in wanted:
         section(results, "views", views.run)
+    if "feed" in wanted:
+        section(results, "feed", lambda: feed.run(1 if args.quick else FEED_ROUNDS))
     with chromium() as browser:
         if "views" in wanted:
             with Server("views") as server:
@@ -489,6 +495,32 @@ def rows(results: dict) -> list[tuple[str, ...]]:
                 "",
             )
         )
+    if not failed("feed"):
+        targets = {"mlp": 2.0, "mlp, all images": 2.0, "cnn": 1.2}  # the engine over the seeds' fit
+        for case, f in results["feed"].items():
+            best = f["best"]
+            out.append(
+                (
+                    f"{case}: device feed / tf.data batches (run average)",
+                    f"{best['device feed']['images_per_s']:,} img/s",
+                    f"{best['tf.data']['images_per_s']:,} img/s",
+                    f"{f['device_over_tf_data']:.2f}",
+                    "",
+                    "",
+                )
+            )
+            if "engine_over_plain_keras" in f:
+                target = targets.get(case)
+                out.append(
+                    (
+                        f"{case}: the engine / the seeds' model.fit, batch 32",
+                        f"{best['device feed']['images_per_s']:,} img/s",
+                        f"{best['plain Keras']['images_per_s']:,} img/s",
+                        f"{f['engine_over_plain_keras']:.2f}",
+                        f">= {target}" if target else "",
+                        verdict(f["engine_over_plain_keras"], target, True),
+                    )
+                )
     if not failed("dataset_load"):
         d = results["dataset_load"]
         out.append(

@@ -313,6 +313,53 @@ def test_the_same_seed_and_settings_give_the_same_weights_on_the_cpu(dataset: Da
     )
 
 
+def test_batches_fetched_on_the_device_train_as_tf_datas_batches(dataset: Dataset) -> None:
+    import tensorflow as tf
+
+    from fmnist.ml.networks import build_model
+
+    images, labels = dataset.x_train[:512], dataset.y_train[:512]
+    feed = engine.TrainingFeed(images, labels)
+    # The pictures survive their trip as 32-bit words.
+    pictures, same_labels = feed.fetch(tf.constant([5, 0, 511]))
+    np.testing.assert_array_equal(pictures[..., 0], images[[5, 0, 511]] / np.float32(255))
+    np.testing.assert_array_equal(same_labels, labels[[5, 0, 511]])
+
+    trained = []
+    for on_device in (True, False):
+        keras.utils.set_random_seed(3)
+        model = build_model("mlp")
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], steps_per_execution=3)  # fmt: skip
+        if on_device:
+            with feed.feeding(model):
+                model.fit(feed.positions(64, 1), epochs=2, shuffle=False, verbose=0)
+            assert "train_step" not in vars(model)  # the model is left as it was
+        else:
+            model.fit(feed.pipeline(64, 1), epochs=2, shuffle=False, verbose=0)
+        trained.append(model.get_weights())
+    for mine, theirs in zip(*trained, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(trained[0][0], build_model("mlp").get_weights()[0], atol=1e-3)
+
+
+def test_xla_compiles_dense_networks_on_the_cpu_and_their_step_takes_the_image_transforms(
+    dataset: Dataset,
+) -> None:
+    dense, long = [{"type": "flatten"}, {"type": "dense"}], engine.XLA_MIN_STEPS
+    assert engine.use_xla(dense, [], 1, long) is True
+    assert engine.use_xla(dense, [], 1, long - 1) is False  # the compile would not pay
+    assert engine.use_xla([{"type": "conv"}, *dense], [], 1, long) is False
+    assert engine.use_xla(dense, [], 2, long) is False  # several replicas
+    assert engine.use_xla([{"type": "conv"}], ["NVIDIA H100"], 1, 10) == "auto"  # Keras's
+    # XLA has no kernel for the shift's image transform: it runs before the compiled step.
+    config = TrainConfig(network="mlp", epochs=1, limit=640, batch_size=64, augment=("shift",))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "XLA_MIN_STEPS", 1)
+        model, record = engine.train(config, dataset, ListSink())
+    assert model.jit_compile is True and record.test_accuracy > 0.5
+
+
 def test_a_run_continues_with_its_weights_optimizer_state_and_curves(
     dataset: Dataset, models_dir: Path
 ) -> None:

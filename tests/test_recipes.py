@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from fmnist.data import Dataset
 from fmnist.ml import engine
@@ -58,8 +59,7 @@ def test_label_smoothing_is_the_cross_entropy_against_softened_targets() -> None
 
 def batch_of(dataset: Dataset, names: tuple[str, ...], count: int = 256) -> tuple[np.ndarray, ...]:
     images, labels = dataset.x_train[:count], dataset.y_train[:count]
-    pipeline = engine.make_pipeline(images, labels, count, shuffle_seed=None, augment=names)
-    changed, same_labels = next(iter(pipeline))
+    changed, same_labels = engine.TrainingFeed(images, labels, names).fetch(tf.range(count))
     assert np.array_equal(same_labels, labels)  # the order is kept without a shuffle seed
     return images[..., None] / 255.0, np.asarray(changed)
 

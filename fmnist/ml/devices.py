@@ -51,6 +51,13 @@ def choose_strategy(devices: tuple[str, ...] = ()) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def training_device(strategy: tf.distribute.Strategy) -> str:
+    """The device a one-replica strategy trains on: its own, or the first GPU, or the CPU."""
+    if isinstance(strategy, tf.distribute.OneDeviceStrategy):
+        return strategy.extended.worker_devices[0]
+    return "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
+
+
 def device_label(strategy: tf.distribute.Strategy, gpus: list[str]) -> str:
     replicas = strategy.num_replicas_in_sync
     if replicas > 1:

@@ -8,9 +8,11 @@ back to the server, which saves it).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
+from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -53,27 +55,95 @@ def split_data(dataset: Dataset, config: TrainConfig) -> tuple[np.ndarray, ...]:
     )
 
 
-def make_pipeline(
-    images: np.ndarray,
-    labels: np.ndarray,
-    batch_size: int,
-    shuffle_seed: int | None,
-    augment: tuple[str, ...] = (),
-) -> tf.data.Dataset:
-    """uint8 arrays -> batched float32 tensors in [0, 1], shuffled, augmented, prefetched.
+class TrainingFeed:
+    """The training images and labels as tensors on the training device, and the function
+    that turns a batch of positions into the network's input there.
 
-    The uint8 images stay in memory once (a quarter of float32), are shuffled
-    by index each epoch and scaled a whole batch at a time, which is far
-    cheaper than Keras's per-call conversion of float64 numpy arrays.
+    tf.data then carries only the shuffled positions (a batch of 128 is 1 KB); the uint8
+    images stay whole on the device, once (47 MB for 60,000), and each batch is gathered,
+    scaled to [0, 1] and augmented inside the compiled training step. On a GPU that takes
+    the host and its copies out of the hot loop; on this CPU it saves tf.data's per-picture
+    work (``python -m bench --only feed`` measures both ways).
     """
-    ds = tf.data.Dataset.from_tensor_slices((images[..., None], labels.astype(np.int32)))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y), num_parallel_calls=PARALLEL)
-    if augment:
-        changes = augmentation(augment, shuffle_seed or 0)
-        ds = ds.map(lambda x, y: (changes(x), y), num_parallel_calls=PARALLEL)
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        augment: tuple[str, ...] = (),
+        seed: int = 0,
+        device: str | None = None,
+    ) -> None:
+        # GPUs gather 32-bit words, not bytes: each picture's 784 bytes travel as 196
+        # words and are read back as bytes after the gather (a bitcast copies nothing).
+        words = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
+        with tf.device(device or "/cpu:0"):
+            self.images = tf.identity(words.view(np.int32))
+            self.labels = tf.identity(labels.astype(np.int32))
+            # The random layers' state beside the pictures, not a copy away.
+            self.changes = augmentation(augment, seed) if augment else None
+        self.count = len(labels)
+
+    def fetch(self, positions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Float pictures (n, 28, 28, 1) in [0, 1], augmented, and their labels."""
+        pictures = tf.reshape(
+            tf.bitcast(tf.gather(self.images, positions), tf.uint8), (-1, 28, 28, 1)
+        )
+        pictures = tf.cast(pictures, tf.float32) / 255.0
+        if self.changes is not None:
+            pictures = self.changes(pictures, training=True)
+        return pictures, tf.gather(self.labels, positions)
+
+    def positions(self, batch_size: int, shuffle_seed: int | None) -> tf.data.Dataset:
+        """Batches of positions, reshuffled each epoch when ``shuffle_seed`` is given."""
+        ds = tf.data.Dataset.range(self.count)
+        if shuffle_seed is not None:
+            ds = ds.shuffle(self.count, seed=shuffle_seed, reshuffle_each_iteration=True)
+        return _fixed_sizes(ds.batch(batch_size).prefetch(PREFETCH_BATCHES))
+
+    def pipeline(self, batch_size: int, shuffle_seed: int | None) -> tf.data.Dataset:
+        """The same batches made by tf.data on the host, as (pictures, labels): for several
+        replicas, whose steps run the augmentation's random layers poorly."""
+        ds = self.positions(batch_size, shuffle_seed).map(self.fetch, num_parallel_calls=PARALLEL)
+        return _fixed_sizes(ds.prefetch(PREFETCH_BATCHES))
+
+    @contextlib.contextmanager
+    def feeding(self, model: keras.Model) -> Iterator[None]:
+        """Within the block, ``model.fit`` takes batches of positions (``self.positions``):
+        the model's training step fetches its batch on the device before Keras's own step."""
+        keras_step = type(model).train_step
+        # Keras may build the loss and metrics from the first batch it sees, which would
+        # be positions here: they are built first, from two blank pictures.
+        pictures, labels = tf.zeros((2, 28, 28, 1)), tf.zeros((2,), tf.int32)
+        predicted = model(pictures, training=False)
+        model.compute_loss(pictures, labels, predicted, training=False)
+        model.compute_metrics(pictures, labels, predicted, sample_weight=None)
+        model.reset_metrics()
+
+        def network_step(data: tuple[tf.Tensor, tf.Tensor]) -> dict:
+            return keras_step(model, data)
+
+        xla = model.jit_compile
+        if xla:
+            # XLA compiles the network's step only: it has no kernels for the shift,
+            # rotation and zoom layers' image transform, which run before it, uncompiled.
+            network_step = tf.function(network_step, jit_compile=True)
+
+        def train_step(positions: tf.Tensor) -> dict:
+            return network_step(self.fetch(positions))
+
+        model.jit_compile = False
+        model.train_step = train_step
+        model.train_function = None
+        try:
+            yield
+        finally:
+            del model.train_step  # back to the class's own
+            model.jit_compile = xla
+            model.train_function = None
+
+
+def _fixed_sizes(ds: tf.data.Dataset) -> tf.data.Dataset:
     # No tf.data autotuning. Its model thread sleeps between optimisations for up to a
     # minute once a pipeline has run a while, and Keras's end of each epoch (deleting the
     # epoch's iterator) waited for that sleep to end: gdb found the training thread in
@@ -81,7 +151,7 @@ def make_pipeline(
     # 87-154 s with whole-process pauses of up to 46 s. Fixed sizes do as well here.
     options = tf.data.Options()
     options.autotune.enabled = False
-    return ds.prefetch(PREFETCH_BATCHES).with_options(options)
+    return ds.with_options(options)
 
 
 # Batches prepared side by side and ahead of the training step (tf.data's fixed sizes).
@@ -239,8 +309,28 @@ class SmoothedCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "smoothing": self.smoothing}
 
 
+# XLA's compile costs this CPU about a second (the training and the test functions) and
+# then saves 0.22 ms a step of mlp (a step of 32 pictures: 0.85 -> 0.62 ms): it pays for
+# itself after about 5,000 steps, three epochs of all the images.
+XLA_MIN_STEPS = 5_000
+
+
+def use_xla(layers: list[dict], gpus: list[str], replicas: int, steps: int) -> bool | str:
+    """Whether the training step is compiled by XLA: Keras's choice on a GPU (yes, with one
+    replica); on a CPU for one replica of a network of dense layers only, when the training
+    is long enough to win back the compile. XLA made convolutions 2 times slower here."""
+    if gpus:
+        return "auto"
+    dense = not any(layer["type"] == "conv" for layer in layers)
+    return replicas == 1 and dense and steps >= XLA_MIN_STEPS
+
+
 def _compiled_model(
-    config: TrainConfig, total_steps: int, steps_per_execution: int, resume: ResumePoint | None
+    config: TrainConfig,
+    total_steps: int,
+    steps_per_execution: int,
+    resume: ResumePoint | None,
+    jit_compile: bool | str = "auto",
 ) -> keras.Model:
     if resume is not None:
         # The checkpoint holds the weights and the optimizer's state (its step
@@ -256,6 +346,7 @@ def _compiled_model(
             loss=make_loss(config.label_smoothing),
             metrics=["accuracy"],
             steps_per_execution=steps_per_execution,
+            jit_compile=jit_compile,
         )
         return model
     model = build_model(config.network, config.layers)
@@ -266,6 +357,7 @@ def _compiled_model(
         loss=make_loss(config.label_smoothing),
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
     )
     return model
 
@@ -277,11 +369,14 @@ def train(
     resume: ResumePoint | None = None,
     job_id: str = "",
     log_dir: os.PathLike | str | None = None,
+    feed_on_device: bool | None = None,
 ) -> tuple[keras.Model, RunRecord]:
     """Train ``config`` on ``dataset``, reporting to ``sink``; return the model and its record.
 
     With ``log_dir``, TensorBoard event files go there as the epochs end (``train/`` and
     ``validation/`` curves, the learning rate) and the test scores at the end (``test/``).
+    The batches are fetched on the training device when it is one (``TrainingFeed``), by
+    tf.data for several; ``feed_on_device=False`` asks for tf.data (the benchmark's "before").
     """
     config.validate()
     started = time.time()
@@ -299,9 +394,16 @@ def train(
     x_train, y_train, x_val, y_val = split_data(dataset, config)
     batches = math.ceil(len(y_train) / config.batch_size)
     steps_per_execution = config.steps_per_execution or auto_steps_per_execution(batches)
-    train_ds = make_pipeline(
-        x_train, y_train, config.batch_size, config.seed + initial_epoch, config.augment
+    # One replica fetches its batches on its device; several take tf.data's (below).
+    on_device = strategy.num_replicas_in_sync == 1 and feed_on_device is not False
+    feed = TrainingFeed(
+        x_train,
+        y_train,
+        config.augment,
+        seed=config.seed + initial_epoch,
+        device=devices.training_device(strategy) if on_device else None,
     )
+    shuffle_seed = config.seed + initial_epoch
 
     sink.phase("building the network")
     if use_mixed:
@@ -310,7 +412,18 @@ def train(
         with strategy.scope():
             # A restarted schedule spans the new epochs only.
             epochs = config.epochs - (initial_epoch if resume and resume.restart_schedule else 0)
-            model = _compiled_model(config, epochs * batches, steps_per_execution, resume)
+            model = _compiled_model(
+                config,
+                epochs * batches,
+                steps_per_execution,
+                resume,
+                use_xla(
+                    spec_of(config.network, config.layers),
+                    gpus,
+                    strategy.num_replicas_in_sync,
+                    (config.epochs - initial_epoch) * batches,
+                ),
+            )
     finally:
         if use_mixed:
             keras.mixed_precision.set_global_policy("float32")
@@ -348,14 +461,17 @@ def train(
     sink.started(device, batches)
     fit_started = time.perf_counter()
     if initial_epoch < config.epochs:
-        model.fit(
-            train_ds,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            shuffle=False,  # the pipeline shuffles already
-            verbose=0,
-        )
+        with feed.feeding(model) if on_device else contextlib.nullcontext():
+            model.fit(
+                feed.positions(config.batch_size, shuffle_seed)
+                if on_device
+                else feed.pipeline(config.batch_size, shuffle_seed),
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=callbacks,
+                shuffle=False,  # the positions are shuffled already
+                verbose=0,
+            )
     if calibration is not None and progress.partial_epoch:
         # A stop cut the last epoch: its end did not measure the statistics.
         batch_norm.recalibrate(model, calibration)
