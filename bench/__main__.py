@@ -1,8 +1,10 @@
 """Benchmarks through the product: `streamlit run`, Chromium, the pages a user clicks.
 
     python -m bench            everything: 5 rotated rounds of the training comparison,
-                               3 Stops, memory now and before (about 16 minutes on 2 cores)
-    python -m bench --quick    one round of each, no "before" memory (about 5 minutes)
+                               3 Stops, memory now and before, two 15-epoch trainings
+                               of cnn-bn (about 70 minutes on 2 cores)
+    python -m bench --quick    one round of each, short trainings, no "before" memory
+                               (about 15 minutes)
     python -m bench --only stop --only memory     some of the benchmarks only
 
 Needs Chromium (/usr/bin/chromium, or CHROMIUM_PATH) and Playwright from
