@@ -1,4 +1,5 @@
-"""The only module of the library that imports Streamlit: cached loaders and shared widgets.
+"""The library's Streamlit helpers (this package alone imports Streamlit): cached loaders and
+shared widgets; the Train page's network builder is in ``fmnist.ui.builder``.
 
 ``st.cache_resource`` holds what every session shares (the dataset, the
 training manager, test-set probabilities): these objects are never mutated by
