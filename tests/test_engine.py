@@ -320,7 +320,7 @@ def test_batches_fetched_on_the_device_train_as_tf_datas_batches(dataset: Datase
 
     images, labels = dataset.x_train[:512], dataset.y_train[:512]
     feed = engine.TrainingFeed(images, labels)
-    # The pictures survive their trip as 32-bit words.
+    # The pictures come back exactly from their float16 store.
     pictures, same_labels = feed.fetch(tf.constant([5, 0, 511]))
     np.testing.assert_array_equal(pictures[..., 0], images[[5, 0, 511]] / np.float32(255))
     np.testing.assert_array_equal(same_labels, labels[[5, 0, 511]])
