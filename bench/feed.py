@@ -3,7 +3,7 @@ batches on the device (fmnist.ml.engine.TrainingFeed) gives over tf.data's batch
 
 Three contenders per case, each a fresh process, in a rotating order each round:
 
-- ``device feed``: ``engine.train`` as the worker runs it (the uint8 images whole on the
+- ``device feed``: ``engine.train`` as the worker runs it (the images whole on the
   device, batches gathered, scaled and augmented inside the compiled step);
 - ``tf.data``: the same, with tf.data making the batches on the host (``feed_on_device=False``);
 - ``plain Keras``: the seeds' ``model.fit(x / 255.0, y, batch_size=32, ...)`` (bench/training.py),

@@ -353,7 +353,11 @@ def test_xla_compiles_dense_networks_on_the_cpu_and_their_step_takes_the_image_t
     assert engine.use_xla(dense, [], 2, long) is False  # several replicas
     assert engine.use_xla([{"type": "conv"}], ["NVIDIA H100"], 1, 10) == "auto"  # Keras's
     # XLA has no kernel for the shift's image transform: it runs before the compiled step.
-    config = TrainConfig(network="mlp", epochs=1, limit=640, batch_size=64, augment=("shift",))
+    # Several steps to a call: the compiled step inside Keras's loop over them.
+    config = TrainConfig(
+        network="mlp", epochs=1, limit=640, batch_size=64, augment=("shift",),
+        steps_per_execution=3,
+    )  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(engine, "XLA_MIN_STEPS", 1)
         model, record = engine.train(config, dataset, ListSink())

@@ -60,7 +60,7 @@ class TrainingFeed:
     that turns a batch of positions into the network's input there.
 
     tf.data then carries only the shuffled positions (a batch of 128 is 1 KB); the
-    images stay whole on the device, once (94 MB for 54,000), and each batch is gathered,
+    images stay whole on the device, once (85 MB for 54,000), and each batch is gathered,
     scaled to [0, 1] and augmented inside the compiled training step. On a GPU that takes
     the host and its copies out of the hot loop; on this CPU it saves tf.data's per-picture
     work (``python -m bench --only feed`` measures both ways).
@@ -109,11 +109,13 @@ class TrainingFeed:
         the model's training step fetches its batch on the device before Keras's own step."""
         keras_step = type(model).train_step
         # Keras may build the loss and metrics from the first batch it sees, which would
-        # be positions here: they are built first, from two blank pictures.
-        pictures, labels = tf.zeros((2, 28, 28, 1)), tf.zeros((2,), tf.int32)
-        predicted = model(pictures, training=False)
-        model.compute_loss(pictures, labels, predicted, training=False)
-        model.compute_metrics(pictures, labels, predicted, sample_weight=None)
+        # be positions here: they are built first, from two blank pictures, under the
+        # strategy (as Keras does), so that their variables live on the training device.
+        with model.distribute_strategy.scope():
+            pictures, labels = tf.zeros((2, 28, 28, 1)), tf.zeros((2,), tf.int32)
+            predicted = model(pictures, training=False)
+            model.compute_loss(pictures, labels, predicted, training=False)
+            model.compute_metrics(pictures, labels, predicted, sample_weight=None)
         model.reset_metrics()
 
         def network_step(data: tuple[tf.Tensor, tf.Tensor]) -> dict:
@@ -305,15 +307,16 @@ class SmoothedCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "smoothing": self.smoothing}
 
 
-# XLA's compile costs this CPU about a second (the training and the test functions) and
-# then saves 0.22 ms a step of mlp (a step of 32 pictures: 0.85 -> 0.62 ms): it pays for
-# itself after about 5,000 steps, three epochs of all the images.
+# XLA's compile costs this CPU about a second (the training step, and the test set's
+# predict) and then saves 0.22 ms a step of mlp (a step of 32 pictures: 0.85 -> 0.62 ms):
+# it pays for itself after about 5,000 steps, three epochs of all the images.
 XLA_MIN_STEPS = 5_000
 
 
 def use_xla(layers: list[dict], gpus: list[str], replicas: int, steps: int) -> bool | str:
-    """Whether the training step is compiled by XLA: Keras's choice on a GPU (yes, with one
-    replica); on a CPU for one replica of a network of dense layers only, when the training
+    """Whether the training step is compiled by XLA: Keras's choice on a GPU (XLA without a
+    distribution strategy, so not with --devices); on a CPU for one replica of a network
+    without convolutions, when the training
     is long enough to win back the compile. XLA made convolutions 2 times slower here."""
     if gpus:
         return "auto"
@@ -468,6 +471,7 @@ def train(
                 shuffle=False,  # the positions are shuffled already
                 verbose=0,
             )
+    del feed  # its copy of the images, on a GPU too, is not needed to score the test set
     if calibration is not None and progress.partial_epoch:
         # A stop cut the last epoch: its end did not measure the statistics.
         batch_norm.recalibrate(model, calibration)
