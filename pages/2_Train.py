@@ -1,6 +1,7 @@
 """Train: pick a network, train it in a worker process, watch it learn, keep and compare runs."""
 
 import functools
+import time
 
 import numpy as np
 import streamlit as st
@@ -60,6 +61,7 @@ STRENGTH_LABELS = {
     "zoom": "Zoom: up to (%)",
 }
 PREVIEW_SAMPLES = 11  # with the original: a row of twelve
+DELETE_REPORT_SECONDS = 60.0
 MAX_EPOCHS = 500  # TrainConfig's own limit: a job from the command line may have that many
 LIMITS = {"all 60,000": 0, "30,000": 30_000, "10,000": 10_000, "5,000": 5_000, "2,000": 2_000}
 ui.keep_widget_state([RUNS_OPEN])  # open or closed, as the user left it
@@ -749,11 +751,16 @@ def delete_runs(chosen: tuple[tuple[str, str], ...]) -> None:
             errors.append(str(error))
     # A new table widget: the old ticks must not land on the rows that move up.
     st.session_state[KEY + "table_version"] = st.session_state.get(KEY + "table_version", 0) + 1
-    st.session_state[KEY + "delete_report"] = (deleted, errors)
+    st.session_state[KEY + "delete_report"] = (deleted, errors, time.monotonic())
 
 
 def draw_delete_report() -> None:
-    deleted, errors = st.session_state.pop(KEY + "delete_report", ([], []))
+    # Kept a while rather than shown once: the page also reruns by itself (a job's end,
+    # the worker naming its devices), which would take the report away before it is read.
+    deleted, errors, when = st.session_state.get(KEY + "delete_report", ([], [], 0.0))
+    if time.monotonic() - when > DELETE_REPORT_SECONDS:
+        st.session_state.pop(KEY + "delete_report", None)
+        return
     if deleted:
         names = ", ".join(map(ui.plain, deleted))
         st.success(f"Deleted {len(deleted)} run(s): {names}.", icon="🗑️")
