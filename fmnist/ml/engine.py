@@ -99,7 +99,7 @@ class TrainingFeed:
 
     def pipeline(self, batch_size: int, shuffle_seed: int | None) -> tf.data.Dataset:
         """The same batches made by tf.data on the host, as (pictures, labels): for several
-        replicas, whose steps run the augmentation's random layers poorly."""
+        replicas, whose steps could not all update the random layers' one seed state."""
         ds = self.positions(batch_size, shuffle_seed).map(self.fetch, num_parallel_calls=PARALLEL)
         return _fixed_sizes(ds.prefetch(PREFETCH_BATCHES))
 
@@ -316,8 +316,8 @@ XLA_MIN_STEPS = 5_000
 def use_xla(layers: list[dict], gpus: list[str], replicas: int, steps: int) -> bool | str:
     """Whether the training step is compiled by XLA: Keras's choice on a GPU (XLA without a
     distribution strategy, so not with --devices); on a CPU for one replica of a network
-    without convolutions, when the training
-    is long enough to win back the compile. XLA made convolutions 2 times slower here."""
+    without convolutions, when the training is long enough to win back the compile. XLA
+    made convolutions 2 times slower here."""
     if gpus:
         return "auto"
     dense = not any(layer["type"] == "conv" for layer in layers)
@@ -395,14 +395,14 @@ def train(
     steps_per_execution = config.steps_per_execution or auto_steps_per_execution(batches)
     # One replica fetches its batches on its device; several take tf.data's (below).
     on_device = strategy.num_replicas_in_sync == 1 and feed_on_device is not False
+    shuffle_seed = config.seed + initial_epoch
     feed = TrainingFeed(
         x_train,
         y_train,
         config.augment,
-        seed=config.seed + initial_epoch,
+        seed=shuffle_seed,
         device=devices.training_device(strategy) if on_device else None,
     )
-    shuffle_seed = config.seed + initial_epoch
 
     sink.phase("building the network")
     if use_mixed:
