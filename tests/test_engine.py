@@ -364,6 +364,28 @@ def test_xla_compiles_dense_networks_on_the_cpu_and_their_step_takes_the_image_t
     assert model.jit_compile is True and record.test_accuracy > 0.5
 
 
+def test_a_checkpoint_comes_once_its_epochs_tensorboard_points_are_on_disk(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    from .test_jobs import tensorboard_points
+
+    class WatchingSink(ListSink):
+        """Reads TensorBoard's files at each checkpoint, as a resume after a kill would."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[list[int]] = []
+
+        def checkpoint(self, model: keras.Model, epoch: int) -> None:
+            super().checkpoint(model, epoch)
+            self.seen.append(sorted(tensorboard_points(tmp_path / "train", "epoch_accuracy")))
+
+    sink = WatchingSink()
+    config = TrainConfig(network="mlp", epochs=2, limit=640, batch_size=64)
+    engine.train(config, dataset, sink, log_dir=tmp_path)
+    assert sink.checkpoints == [1, 2] and sink.seen == [[0], [0, 1]]
+
+
 def test_a_run_continues_with_its_weights_optimizer_state_and_curves(
     dataset: Dataset, models_dir: Path
 ) -> None:

@@ -27,7 +27,7 @@ class TrainingDivergedError(PlainError):
 
 
 class ProgressCallback(keras.callbacks.Callback):
-    """Publishes batch and epoch progress to ``sink``, checkpoints, and stops when asked.
+    """Publishes batch and epoch progress to ``sink``, and stops when asked.
 
     ``on_train_batch_end`` runs once per ``steps_per_execution`` batches, about
     40 times an epoch, so the work here stays a few microseconds per call; the
@@ -164,7 +164,23 @@ class ProgressCallback(keras.callbacks.Callback):
         )
         self.history.append(metrics)
         self.sink.epoch_end(metrics)
-        self.sink.checkpoint(self.model, epoch + 1)
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Hands ``sink`` a checkpoint at the end of each whole epoch, after every other
+    callback: a checkpoint then means that the epoch is all on disk, its TensorBoard
+    points included (a worker killed between the checkpoint and TensorBoard's writer,
+    when the checkpoint came first, lost the epoch's points on resume)."""
+
+    def __init__(self, sink: ProgressSink, progress: ProgressCallback) -> None:
+        super().__init__()
+        self.sink = sink
+        self.progress = progress
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        history = self.progress.history
+        if history and history[-1].epoch == epoch + 1:  # not an epoch a stop cut short
+            self.sink.checkpoint(self.model, epoch + 1)
 
 
 def _probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:

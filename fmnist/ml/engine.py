@@ -21,7 +21,7 @@ import tensorflow as tf
 from fmnist import continuation, evaluation, runs
 from fmnist.data import Dataset
 from fmnist.ml import batch_norm, devices
-from fmnist.ml.callbacks import ProgressCallback
+from fmnist.ml.callbacks import CheckpointCallback, ProgressCallback
 from fmnist.ml.inference import predict_mirrored, predict_probabilities
 from fmnist.ml.networks import build_model
 from fmnist.networks import spec_of
@@ -456,6 +456,7 @@ def train(
     if log_dir is not None:
         # After the progress callback, whose val_* entries it writes as validation curves.
         callbacks.append(EpochTensorBoard(str(log_dir), write_graph=False, profile_batch=0))
+    callbacks.append(CheckpointCallback(sink, progress))  # last: the epoch is all written
     sink.phase("compiling the first training step")
     sink.started(device, batches)
     fit_started = time.perf_counter()
