@@ -44,19 +44,11 @@ ENGINE = """
     from fmnist.data import load_dataset
     from fmnist.ml import engine
     from fmnist.schema import TrainConfig
-
-    class Quiet:  # a ProgressSink that keeps nothing
-        def phase(self, text): pass
-        def started(self, device, batches): pass
-        def batch(self, done, rate, eta, point): pass
-        def epoch_end(self, metrics): pass
-        def checkpoint(self, model, epoch): pass
-        def evaluating(self): pass
-        def should_stop(self): return False
+    from bench.product import QuietSink
 
     settings, on_device = json.loads(sys.argv[1]), sys.argv[2] == "device"
     model, record = engine.train(
-        TrainConfig(**settings), load_dataset(allow_download=False), Quiet(),
+        TrainConfig(**settings), load_dataset(allow_download=False), QuietSink(),
         feed_on_device=on_device,
     )
     print(json.dumps({"seconds": [m["seconds"] for m in record.history],

@@ -53,6 +53,35 @@ TITLES = {
 }
 
 
+class QuietSink:
+    """A ProgressSink for ``engine.train`` in a benchmark's subprocess: it keeps the epochs'
+    metrics and nothing else, never checkpoints and never stops."""
+
+    def __init__(self) -> None:
+        self.epochs: list = []
+
+    def phase(self, text: str) -> None:
+        pass
+
+    def started(self, device: str, batches: int) -> None:
+        pass
+
+    def batch(self, done: int, rate: float, eta: object, point: object) -> None:
+        pass
+
+    def epoch_end(self, metrics: object) -> None:
+        self.epochs.append(metrics)
+
+    def checkpoint(self, model: object, epoch: int) -> None:
+        pass
+
+    def evaluating(self) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
+
+
 def say(text: str) -> None:
     """A progress line, so whoever runs the benchmark sees what happens."""
     print(f"   {time.strftime('%H:%M:%S')} {text}", flush=True)

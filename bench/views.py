@@ -70,20 +70,11 @@ MATRIX_PROBE = """
     from fmnist.data import load_dataset
     from fmnist.ml import engine
     from fmnist.schema import TrainConfig
-
-    class Sink:
-        def __init__(self): self.epochs = []
-        def phase(self, text): pass
-        def started(self, device, batches): pass
-        def batch(self, done, rate, eta, point): pass
-        def epoch_end(self, metrics): self.epochs.append(metrics)
-        def checkpoint(self, model, epoch): pass
-        def evaluating(self): pass
-        def should_stop(self): return False
+    from bench.product import QuietSink
 
     ds = load_dataset(allow_download=False)
     config = TrainConfig(network="cnn", epochs={epochs}, limit={limit})
-    sink = Sink()
+    sink = QuietSink()
     model, record = engine.train(config, ds, sink)
     _, _, x_val, y_val = engine.split_data(ds, config)
     inputs = x_val[..., None].astype("float32") / 255.0

@@ -368,7 +368,7 @@ def train(
     resume: ResumePoint | None = None,
     job_id: str = "",
     log_dir: os.PathLike | str | None = None,
-    feed_on_device: bool | None = None,
+    feed_on_device: bool = True,
 ) -> tuple[keras.Model, RunRecord]:
     """Train ``config`` on ``dataset``, reporting to ``sink``; return the model and its record.
 
@@ -394,7 +394,7 @@ def train(
     batches = math.ceil(len(y_train) / config.batch_size)
     steps_per_execution = config.steps_per_execution or auto_steps_per_execution(batches)
     # One replica fetches its batches on its device; several take tf.data's (below).
-    on_device = strategy.num_replicas_in_sync == 1 and feed_on_device is not False
+    on_device = strategy.num_replicas_in_sync == 1 and feed_on_device
     shuffle_seed = config.seed + initial_epoch
     feed = TrainingFeed(
         x_train,
