@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Download, Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from fmnist.data import Dataset
 from fmnist.jobs.store import JobStore, hash_token, process_alive
@@ -356,9 +357,8 @@ def test_the_builder_makes_a_network_trains_it_and_shares_it_as_a_link(
 
     # The run taken away: the runs table's download is the whole bundle.
     tick_row(page, 1)
-    with page.expect_download() as download:
-        page.get_by_role("button", name=re.compile("^⬇️")).click()
-    archive = zipfile.ZipFile(download.value.path())
+    bundle = download_from(page, page.get_by_role("button", name=re.compile("^⬇️")))
+    archive = zipfile.ZipFile(bundle.path())
     assert {Path(name).name for name in archive.namelist()} >= {
         "model.keras", "run.json", "history.csv", "confusion_matrix.csv", "curves.png",
     }  # fmt: skip
@@ -369,10 +369,9 @@ def test_the_builder_makes_a_network_trains_it_and_shares_it_as_a_link(
     expect(
         page.get_by_text(re.compile(r"the same class as Keras for \d+ of 100 test"))
     ).to_be_visible(timeout=60_000)
-    with page.expect_download() as download:
-        page.get_by_role("button", name=re.compile(r"^📱 .*\.tflite$")).click()
-    assert Path(download.value.path()).read_bytes()[4:8] == b"TFL3"
-    assert download.value.suggested_filename == f"{record['run_id']}.tflite"
+    tflite = download_from(page, page.get_by_role("button", name=re.compile(r"^📱 .*\.tflite$")))
+    assert Path(tflite.path()).read_bytes()[4:8] == b"TFL3"
+    assert tflite.suggested_filename == f"{record['run_id']}.tflite"
 
     # Compared with another run: curves by training time on a log loss, the two confusion
     # matrices and their difference, every run's settings against its accuracy.
@@ -429,6 +428,21 @@ def test_the_builder_makes_a_network_trains_it_and_shares_it_as_a_link(
         screenshot(other, "train-from-link")
     finally:
         context.close()
+
+
+def download_from(page: Page, button: Locator) -> Download:
+    """The file a download button gives; the click is tried again after the page's rerun
+    when it landed while the page was redrawing the button (lost under load)."""
+    for _ in range(2):
+        try:
+            with page.expect_download(timeout=20_000) as download:
+                button.click()
+            return download.value
+        except PlaywrightTimeout:
+            wait_until_idle(page)
+    with page.expect_download() as download:
+        button.click()
+    return download.value
 
 
 def choose_augmentation(page: Page, name: str) -> None:
