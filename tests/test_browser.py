@@ -543,9 +543,8 @@ def test_watched_training_keeps_its_speed_and_only_its_owner_can_stop_it(
         f"command line {command_line:,.0f} images/s, ratio {watched / command_line:.2f}\n"
     )
     # The benchmark holds the real target (0.90); this only catches a collapse, such as
-    # the 10-30x slowdown of a training living inside the web server. The two are timed
-    # apart, and `make test` runs other test files beside this one on the same cores.
-    assert watched >= 0.3 * command_line, (watched, command_line)
+    # the 10-30x slowdown of a training living inside the web server.
+    assert watched >= 0.5 * command_line, (watched, command_line)
 
 
 def test_a_training_whose_loss_explodes_fails_at_once_with_one_line(
