@@ -16,7 +16,7 @@ run: $(VENV)/.runtime-installed dataset
 
 test: $(VENV)/.test-installed dataset chromium
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m tests.run
 
 bench: $(VENV)/.test-installed dataset chromium
 	$(BIN)/python -m bench
