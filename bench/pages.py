@@ -11,8 +11,8 @@ widget interaction ≤ 300 ms.
   Explore and its interactions are measured before Home, Train and Predict, whose first
   visits start processes that import TensorFlow.
 - each Explore interaction: from the click or key press to "server done" and "done" as
-  above. Opening a tab counts as an interaction; the first tab that draws a Plotly chart
-  also loads Plotly's code into the page, once per visit.
+  above. Opening a tab counts as an interaction; the map tab loads Vega-Lite's code into
+  the page, once per visit (Explore draws no Plotly chart).
 """
 
 from __future__ import annotations
@@ -46,7 +46,14 @@ PROBE = """
   addEventListener('pointerdown', onInput, true);
   addEventListener('keydown', onInput, true);
   let status = false;
-  const watch = () => new MutationObserver(changes => {
+  const watch = () => new MutationObserver(all => {
+    // Not react-aria's screen-reader announcements ("10 options available"): an
+    // invisible live region it updates about a second after a list was used.
+    const changes = all.filter(c => {
+      const node = c.target.nodeType === 1 ? c.target : c.target.parentElement;
+      return !(node && node.closest('[role=log][aria-live]'));
+    });
+    if (!changes.length) return;
     const now = performance.now();
     t.lastChange = now;
     const target = changes[changes.length - 1].target;
@@ -122,23 +129,25 @@ def nothing() -> None:
     pass
 
 
+def map_point(page, canvas, start: int = 0) -> tuple[float, float]:
+    """Where the mouse, moved over a map from near its middle, finds a point (the map's
+    tooltip shows), as a user aims at one; ``start`` begins further along the search, for
+    another point."""
+    box = canvas.bounding_box()
+    tip = page.locator("#vg-tooltip-element.visible")
+    for step in range(start, start + 60):
+        x = box["x"] + box["width"] * 0.55 + (step % 8 - 4) * 7
+        y = box["y"] + box["height"] * 0.45 + (step // 8 % 8 - 4) * 7
+        page.mouse.move(x, y)
+        page.wait_for_timeout(100)
+        if tip.count() and "index" in tip.inner_text():
+            return x, y
+    raise RuntimeError("no point of the map answered the mouse")
+
+
 def pca_point(page) -> None:
-    """Click the rightmost point of the PCA map (alone, so it is the one picked)."""
-    chart = page.locator(".js-plotly-plot").filter(has=page.locator("canvas")).last
-    chart.scroll_into_view_if_needed()
-    page.wait_for_timeout(300)
-    x, y = chart.evaluate(
-        """gd => {
-          let best = null;
-          gd._fullData.forEach(trace => Array.from(trace.x).forEach((x, i) => {
-            if (!best || x > best.x) best = {x, y: trace.y[i]};
-          }));
-          const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-          const box = gd.getBoundingClientRect();
-          return [box.left + xa._offset + xa.l2p(best.x), box.top + ya._offset + ya.l2p(best.y)];
-        }"""
-    )
-    page.mouse.click(x, y)
+    """Click a point of Explore's map."""
+    page.mouse.click(*map_point(page, page.locator(".st-key-explore_pca canvas")))
 
 
 def interactions(page) -> list[tuple[str, Callable[[], None], Callable[[], None]]]:
@@ -160,7 +169,7 @@ def interactions(page) -> list[tuple[str, Callable[[], None], Callable[[], None]
         ("Reshuffle", nothing, lambda: page.get_by_role("button", name="Reshuffle").click()),
         ("Classes: + Bag", *choose("stMultiSelect", "Classes", "Bag")),
         ("Images: 32", *choose("stSelectbox", "Images", "32")),
-        ("Tab: One image and the map (loads Plotly)", nothing, tab("One image and the map")),
+        ("Tab: One image and the map", nothing, tab("One image and the map")),
         ("Index: type 123, Enter", lambda: index.fill("123"), lambda: index.press("Enter")),
         ("Index: +", nothing, lambda: page.get_by_test_id("stNumberInputStepUp").click()),
         ("Show values (on)", nothing, click_text("Show values")),

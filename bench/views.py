@@ -186,9 +186,9 @@ def page_times(server: Server, browser, repeat: int = 3) -> dict:
         pages.settle(page)
 
         tab("🗺️ Learned space")
-        chart = page.locator(".st-key-predict_learned_space .js-plotly-plot")
+        chart = page.locator(".st-key-predict_learned_space canvas")
         for number in range(repeat):
-            x, y = chart.evaluate(POINT, number)
+            x, y = pages.map_point(page, chart, 9 * number)  # another point each time
             record("Learned space: click a point", lambda x=x, y=y: page.mouse.click(x, y))
 
         tab("✏️ Draw")
@@ -204,16 +204,6 @@ def page_times(server: Server, browser, repeat: int = 3) -> dict:
     for name, value in medians.items():
         say(f"  {name}: {value} ms")
     return {"done_ms_median": medians, "runs": results, "target_ms": VIEW_TARGET_MS}
-
-
-# The n-th point of the Trouser trace of a map, in page coordinates.
-POINT = """(gd, n) => {
-  const trace = gd._fullData.find(t => t.name === 'Trouser');
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-  const box = gd.getBoundingClientRect();
-  return [box.left + xa._offset + xa.l2p(trace.x[n * 7]),
-          box.top + ya._offset + ya.l2p(trace.y[n * 7])];
-}"""
 
 
 def draw(page, box: dict, x: float) -> None:

@@ -1,4 +1,4 @@
-"""Plotly figures: pure functions from arrays and records to figures."""
+"""Charts as pure functions from arrays and records: Plotly figures, the Vega-Lite map, HTML."""
 
 from __future__ import annotations
 
@@ -20,101 +20,123 @@ CLASS_COLOURS = colors.qualitative.T10
 TRAIN_COLOUR, VALIDATION_COLOUR = "#1f77b4", "#ff7f0e"
 
 
-def pixel_heatmap(image: np.ndarray, title: str = "") -> go.Figure:
-    """The 28x28 values 0-255 as a heatmap with a colour bar, values on hover."""
-    trace = dict(
-        type="heatmap", z=image, colorscale="gray", zmin=0, zmax=255,
-        colorbar=dict(title=dict(text="value"), thickness=12),
-        hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>",
-    )  # fmt: skip
-    layout = dict(
-        title=dict(text=title, y=0.995, yanchor="top"),
-        height=440,
-        margin=dict(t=60, b=10, l=10, r=10),
-        xaxis=dict(constrain="domain", dtick=4, side="top"),
-        yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain", dtick=4),
-    )
-    return go.Figure(data=[trace], layout=layout)
-
-
-PIXEL_TABLE_STYLE = """<style>
-.fmnist-pixels { border-collapse: collapse; font-size: 11px; line-height: 1;
-  font-variant-numeric: tabular-nums; margin: 0 auto; }
+PIXEL_GRID_STYLE = """<style>
+.fmnist-pixels { border-collapse: collapse; line-height: 1; margin: 0 auto;
+  font-variant-numeric: tabular-nums; }
 .fmnist-pixels caption { caption-side: top; text-align: left; font-weight: 600;
   font-size: 15px; padding-bottom: 8px; }
-.fmnist-pixels td { width: 26px; height: 24px; padding: 0; text-align: center; }
-.fmnist-pixels th { font-weight: 400; font-size: 10px; color: #808495; padding: 0 3px; }
+.fmnist-pixels td { width: 15px; height: 15px; padding: 0; }
+.fmnist-pixels.values td { width: 22px; height: 21px; font-size: 10px; text-align: center; }
+.fmnist-pixels th { font-weight: 400; font-size: 9px; color: #808495; padding: 0 2px; }
 </style>"""
 
 
-def pixel_table_html(image: np.ndarray, title: str) -> str:
-    """The 28x28 values written in their cells, each cell shaded by its value (as seed 004
-    prints them), as an HTML table: row and column numbers at the edges.
+def pixel_grid_html(image: np.ndarray, title: str, values: bool = False) -> str:
+    """The 28x28 picture as a table of cells, each shaded by its value, which shows on
+    hover; with ``values``, written in its cell too (as seed 004 prints them). Row and
+    column numbers at the edges.
 
-    A table, not a Plotly heatmap with texttemplate: Plotly measures each of the
-    784 labels, about a second of the browser's time, where the table takes
-    milliseconds; its numbers can also be selected and copied.
+    A table, not a Plotly heatmap: the browser draws it in milliseconds without loading
+    Plotly's 4.7 MB of JavaScript (Plotly also measured each of the 784 labels, about a
+    second), and its numbers can be selected and copied.
     """
     header = "".join(f"<th>{column}</th>" for column in range(image.shape[1]))
     rows = []
-    for number, row in enumerate(image):
+    for number, row in enumerate(image.tolist()):
         cells = "".join(
-            f'<td style="background:#{v:02x}{v:02x}{v:02x};color:{"#000" if v > 127 else "#fff"}">'
-            f"{v}</td>"
-            for v in row.tolist()
+            f'<td title="row {number}, column {column}: {v}" style="background:'
+            f"#{v:02x}{v:02x}{v:02x}"
+            + (f';color:{"#000" if v > 127 else "#fff"}">{v}' if values else '">')
+            + "</td>"
+            for column, v in enumerate(row)
         )
         rows.append(f"<tr><th>{number}</th>{cells}</tr>")
+    kind = "fmnist-pixels values" if values else "fmnist-pixels"
     return (
-        f'{PIXEL_TABLE_STYLE}<div style="overflow-x:auto"><table class="fmnist-pixels">'
+        f'{PIXEL_GRID_STYLE}<div style="overflow-x:auto"><table class="{kind}">'
         f"<caption>{html.escape(title)}</caption><tr><th></th>{header}</tr>{''.join(rows)}"
         "</table></div>"
     )
 
 
-def pca_scatter(
+MAP_PICK = "picked"  # the map's click selection: the name Streamlit reports it under
+
+
+def pca_map(
     coordinates: np.ndarray,
     labels: np.ndarray,
     indices: np.ndarray,
     explained: np.ndarray,
     stars: Sequence[tuple[str, float, float]] = (),
-) -> go.Figure:
-    """One WebGL trace per class; each point carries its dataset index as customdata.
-    ``stars``: (name, x, y) of the user's own pictures, drawn on top as black stars."""
-    traces = []
-    for label in range(len(CLASS_NAMES)):
-        mask = labels == label
-        traces.append(
-            dict(
-                type="scattergl", x=coordinates[mask, 0], y=coordinates[mask, 1],
-                mode="markers", name=CLASS_NAMES[label], customdata=indices[mask],
-                marker=dict(size=5, color=CLASS_COLOURS[label], opacity=0.75),
-                selected=dict(marker=dict(size=12, opacity=1)),
-                unselected=dict(marker=dict(opacity=0.3)),
-                hovertemplate=f"{CLASS_NAMES[label]}<br>image %{{customdata}}<extra></extra>",
-            )
-        )  # fmt: skip
-    if stars:
-        traces.append(
-            dict(
-                # WebGL like the classes' traces, and after them: drawn on top.
-                type="scattergl", mode="markers", name="your pictures",
-                x=[x for _, x, _ in stars], y=[y for _, _, y in stars],
-                text=[html.escape(name) for name, _, _ in stars],
-                marker=dict(symbol="star", size=18, color="#111",
-                            line=dict(color="#fff", width=1)),
-                unselected=dict(marker=dict(opacity=1)),  # still black once a point is picked
-                hovertemplate="%{text}<extra>your picture</extra>",
-            )
-        )  # fmt: skip
-    layout = dict(
-        xaxis=dict(title=dict(text=f"PC 1 ({explained[0]:.0%} of variance)")),
-        yaxis=dict(title=dict(text=f"PC 2 ({explained[1]:.0%} of variance)")),
-        height=440,
-        margin=dict(t=30, b=10, l=10, r=10),
-        clickmode="event+select",
-        legend=dict(font=dict(size=11), itemsizing="constant"),
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The data and the Vega-Lite spec of a 2-D map of images, one colour per class; a
+    click picks one point (reported as its dataset ``index`` under ``MAP_PICK``), a click
+    on the legend fades the other classes. ``stars``: (name, x, y) of the user's own
+    pictures, drawn on top as black stars.
+
+    Vega-Lite, not Plotly: the browser loads 0.8 MB of JavaScript for it instead of
+    Plotly's 4.7 MB, which cost this machine's Chromium about 1.5 s the first time a page
+    showed a Plotly chart; the points go over as Arrow columns, not JSON.
+    """
+    data = {
+        "x": coordinates[:, 0].astype(np.float32),
+        "y": coordinates[:, 1].astype(np.float32),
+        "class": np.asarray(CLASS_NAMES, dtype=object)[labels],
+        "index": indices.astype(np.int32),
+    }
+    x_axis, y_axis = (
+        {"field": axis, "type": "quantitative", "title": f"PC {n} ({share:.0%} of variance)"}
+        for axis, n, share in (("x", 1, explained[0]), ("y", 2, explained[1]))
     )
-    return go.Figure(data=traces, layout=layout)
+    picked = {"param": MAP_PICK, "empty": False}
+    points = {
+        "mark": {"type": "circle", "size": 22, "cursor": "pointer"},
+        "params": [
+            {"name": MAP_PICK, "select": {"type": "point", "fields": ["index"], "on": "click",
+                                          "clear": "dblclick"}},
+            {"name": "shown", "select": {"type": "point", "fields": ["class"]},
+             "bind": "legend"},
+        ],
+        "encoding": {
+            "x": {**x_axis, "scale": {"zero": False}},
+            "y": {**y_axis, "scale": {"zero": False}},
+            "color": {
+                "field": "class", "type": "nominal", "title": None,
+                "scale": {"domain": list(CLASS_NAMES), "range": list(CLASS_COLOURS)},
+                # Below the map, five a row: the map keeps its column's width.
+                "legend": {"orient": "bottom", "columns": 5, "labelFontSize": 11,
+                           "symbolOpacity": 1, "labelLimit": 90},
+            },
+            "opacity": {"condition": {"param": "shown", "value": 0.75}, "value": 0.06},
+            "size": {"condition": {**picked, "value": 160}, "value": 22},
+            "stroke": {"condition": {**picked, "value": "#000"}, "value": None},
+            "tooltip": [
+                {"field": "class", "title": "class"},
+                # Not "image": vega-tooltip would show a field of that name as a picture.
+                {"field": "index", "title": "index"},
+            ],
+        },
+    }  # fmt: skip
+    layers: list[dict[str, Any]] = [points]
+    if stars:
+        layers.append(
+            {
+                "data": {"values": [{"name": n, "x": x, "y": y} for n, x, y in stars]},
+                "mark": {"type": "point", "shape": "M0,-1L0.29,-0.4L0.95,-0.31L0.48,0.15L0.59,"
+                         "0.81L0,0.5L-0.59,0.81L-0.48,0.15L-0.95,-0.31L-0.29,-0.4Z",
+                         "size": 260, "filled": True, "color": "#111", "stroke": "#fff",
+                         "strokeWidth": 1, "opacity": 1},
+                "encoding": {"x": x_axis, "y": y_axis,
+                             "tooltip": [{"field": "name", "title": "your picture"}]},
+            }
+        )  # fmt: skip
+    spec = {
+        "height": 470,  # the whole view: axes and legend included
+        "layer": layers,
+        # Always a canvas: Streamlit draws charts of up to 2,000 points as SVG elements.
+        "usermeta": {"embedOptions": {"renderer": "canvas"}},
+    }
+    return data, spec
 
 
 def _epoch_panels(titles: tuple[str, str], height: int, legend_y: float) -> dict[str, Any]:

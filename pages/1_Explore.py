@@ -1,10 +1,11 @@
 """Explore: class balance and samples, one image's pixels beside a PCA map, class statistics.
 
 This page never imports TensorFlow, so that it opens fast. Its parts are lazy tabs: only
-the open one runs and is drawn, and the first one has no Plotly chart, so the browser
-shows it without first loading Plotly (4.7 MB of JavaScript). Each part with widgets is a
-fragment: a click reruns that part only, and what it shows is computed once per server
-(fmnist.ui.explore_stats).
+the open one runs and is drawn. It has no Plotly chart (Plotly's 4.7 MB of JavaScript cost
+a first-time visitor's browser over a second): pictures are HTML, and the map is
+Vega-Lite. Each part with widgets is a fragment, so that a click reruns that part only,
+except the map, whose click changes the inspector beside it; what the parts show is
+computed once per server (fmnist.ui.explore_stats).
 """
 
 import numpy as np
@@ -80,59 +81,75 @@ def _checked_index() -> None:
 
 def _inspect_map_point() -> None:
     """The map's callback: the clicked image becomes the inspected one, box included."""
-    points = st.session_state[KEY + "pca"].selection.points
-    if points:
-        st.session_state[INDEX] = int(points[0]["customdata"])
+    picked = st.session_state[KEY + "pca"].selection.get(charts.MAP_PICK)
+    if picked:
+        st.session_state[INDEX] = int(picked[0]["index"])
         st.session_state[NOTE] = None
 
 
-@st.fragment
-def draw_inspector_and_map(ds) -> None:
+def draw_map_and_inspector(ds) -> None:
     st.subheader("One image, pixel by pixel")
-    stats = ui.explore_stats()
-    last = len(ds.y_train) - 1
-    st.session_state.setdefault(INDEX, 0)
     map_column, inspector = st.columns(2, gap="large")
+    # The map is drawn by the page, the inspector by its own fragment: typing an index or
+    # pressing + reruns the inspector alone, without sending the map's 3,000 points again;
+    # a click on the map reruns the page, and with it the inspector.
     with map_column:
+        stats = ui.explore_stats()
         size = st.select_slider(
             "Images on the map", dataset_stats.PCA_SIZES, value=3000, key=KEY + "pca_n"
         )
         indices, coordinates = stats.pca_sample(size)
-        st.plotly_chart(
-            charts.pca_scatter(coordinates, ds.y_train[indices], indices, stats.pca_explained),
+        data, spec = charts.pca_map(coordinates, ds.y_train[indices], indices, stats.pca_explained)
+        st.vega_lite_chart(
+            data,
+            spec,
             key=KEY + "pca",
             on_select=_inspect_map_point,
-            selection_mode="points",
+            selection_mode=charts.MAP_PICK,
+            width="stretch",
         )
         st.caption(
             "A 2-D map of the data (PCA): each point is one training image, placed along the "
             "two directions in which the images differ most. **Click a point** to look at its "
-            "pixels on the right; click a class in the legend to hide it."
+            "pixels on the right; click a class in the legend to see it alone (double-click "
+            "the map to see them all again)."
         )
+    # The 784 numbers need the page's width to be read: below both columns. A placeholder
+    # holds one element, which each rerun of the inspector replaces (not adds to).
+    values_slot = st.empty()
     with inspector:
-        box, values = st.columns([3, 2], vertical_alignment="bottom")
-        index = box.number_input(
-            f"Image index (0–{last:,})",
-            step=1,
-            key=INDEX,
-            on_change=_checked_index,
-            help=f"The {last + 1:,} training images are numbered from 0 to {last:,}. Type a "
-            "number and press Enter, use − and +, or click a point on the map.",
-        )
-        show_values = values.toggle("Show values", key=KEY + "values")
-        if st.session_state.get(NOTE):
-            st.warning(st.session_state[NOTE], icon="↩️")
-        label = int(ds.y_train[index])
-        image = ds.x_train[index]
-        title = f"#{index}: {CLASS_NAMES[label]}"
-        st.plotly_chart(charts.pixel_heatmap(image, title), key=KEY + "heatmap")
-        st.markdown(
-            f"**Label:** {label} — {CLASS_NAMES[label]} · **Index:** {index}  \n"
-            + dataset_stats.describe_image(image)
-        )
+        draw_inspector(ds, values_slot)
+
+
+@st.fragment
+def draw_inspector(ds, values_slot) -> None:
+    last = len(ds.y_train) - 1
+    st.session_state.setdefault(INDEX, 0)
+    box, values = st.columns([3, 2], vertical_alignment="bottom")
+    index = box.number_input(
+        f"Image index (0–{last:,})",
+        step=1,
+        key=INDEX,
+        on_change=_checked_index,
+        help=f"The {last + 1:,} training images are numbered from 0 to {last:,}. Type a "
+        "number and press Enter, use − and +, or click a point on the map.",
+    )
+    show_values = values.toggle("Show values", key=KEY + "values")
+    if st.session_state.get(NOTE):
+        st.warning(st.session_state[NOTE], icon="↩️")
+    label = int(ds.y_train[index])
+    image = ds.x_train[index]
+    title = f"#{index}: {CLASS_NAMES[label]}"
+    st.html(charts.pixel_grid_html(image, title))
+    st.html(charts.heat_legend_html(GREY_STOPS, "pixel value", "0", "255"))
+    st.markdown(
+        f"**Label:** {label} — {CLASS_NAMES[label]} · **Index:** {index}  \n"
+        + dataset_stats.describe_image(image)
+    )
     if show_values:
-        # The 784 numbers need the page's width to be read.
-        st.html(charts.pixel_table_html(image, f"{title}: its 784 values"))
+        values_slot.html(charts.pixel_grid_html(image, f"{title}: its 784 values", values=True))
+    else:
+        values_slot.empty()
 
 
 GREY_STOPS = np.array([(0.0, 0, 0, 0), (1.0, 255, 255, 255)])
@@ -183,7 +200,7 @@ def draw_explore() -> None:
     tabs = st.tabs(TABS, key=KEY + "tab", on_change="rerun")
     parts = (
         classes_tab,
-        draw_inspector_and_map,
+        draw_map_and_inspector,
         lambda ds: draw_class_images(ui.explore_stats()),
         lambda ds: draw_histograms(ui.explore_stats()),
     )

@@ -585,9 +585,10 @@ def draw_gallery(model: ModelRef) -> None:
 
 def pick_from_map(chart_key: str) -> None:
     """A map's callback: the clicked test image (a star, the user's own, has no index)."""
-    points = [p for p in st.session_state[chart_key].selection.points if "customdata" in p]
+    picked = st.session_state[chart_key].selection.get(charts.MAP_PICK) or []
+    points = [point for point in picked if "index" in point]
     if points:
-        st.session_state[SPACE_PICK] = int(points[0]["customdata"])
+        st.session_state[SPACE_PICK] = int(points[0]["index"])
 
 
 def draw_space(model: ModelRef) -> None:
@@ -622,13 +623,14 @@ def draw_space(model: ModelRef) -> None:
             score = dataset_stats.nearest_centre_accuracy(projection.coordinates, labels)
             st.markdown(f"**{title}**: a point's nearest class centre is its own class for "
                         f"**{score:.0%}** of them")  # fmt: skip
-            st.plotly_chart(
-                charts.pca_scatter(
+            st.vega_lite_chart(
+                *charts.pca_map(
                     projection.coordinates, labels, indices, projection.explained, stars
                 ),
                 key=key,
                 on_select=functools.partial(pick_from_map, key),
-                selection_mode="points",
+                selection_mode=charts.MAP_PICK,
+                width="stretch",
             )
     st.caption(
         f"Each point is one of {len(indices):,} test images, coloured by its true class; "

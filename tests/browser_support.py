@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -140,3 +141,23 @@ def screenshot(page: Page, name: str) -> None:
     page.wait_for_timeout(800)  # Plotly charts resize to the new viewport
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
     page.set_viewport_size(viewport)
+
+
+def point_on_the_map(page: Page, chart: Locator) -> tuple[float, float, int]:
+    """Where the mouse, moved out from the middle of the map, first finds a point: its
+    tooltip names the image (the same point a click there picks)."""
+    box = chart.bounding_box()
+    assert box
+    tip = page.locator("#vg-tooltip-element.visible")
+    for step in range(60):
+        x = box["x"] + box["width"] * 0.55 + (step % 8 - 4) * 7
+        y = box["y"] + box["height"] * 0.45 + (step // 8 - 4) * 7
+        page.mouse.move(x, y)
+        try:
+            expect(tip).to_contain_text("index", timeout=300)
+        except AssertionError:
+            continue
+        found = re.search(r"index\s*(\d+)", tip.inner_text())
+        if found:
+            return x, y, int(found.group(1))
+    pytest.fail("no point of the map answered the mouse")

@@ -24,6 +24,7 @@ from .browser_support import (
     Server,
     assert_no_exception,
     open_page,
+    point_on_the_map,
     screenshot,
     serve_shipped_runs,
     wait_until_idle,
@@ -37,17 +38,6 @@ TITLE = "🔍 Explore Fashion-MNIST"
 
 # The map's rightmost point (alone at the edge of the cloud, so it is the one a
 # click there picks): its position on the page and the image index it carries.
-RIGHTMOST_POINT = """gd => {
-  let best = null;
-  gd._fullData.forEach(trace => Array.from(trace.x).forEach((x, i) => {
-    if (!best || x > best.x) best = {x, y: trace.y[i], index: trace.customdata[i]};
-  }));
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-  const box = gd.getBoundingClientRect();
-  return [box.left + xa._offset + xa.l2p(best.x), box.top + ya._offset + ya.l2p(best.y),
-          best.index];
-}"""
-
 # Lines that each class name of the sample captions takes on screen.
 CAPTION_NAME_LINES = """names => [
   ...document.querySelectorAll('.fmnist-grid figcaption')].map(f => {
@@ -105,8 +95,8 @@ def open_explore(page: Page, server: Server, tab: str | None = None) -> None:
 def open_tab(page: Page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
     wait_until_idle(page)
-    # Its chart: Plotly's, the histograms' SVG panels, or a grid of pictures.
-    charts = page.locator(".js-plotly-plot, .fmnist-hist, .fmnist-grid")
+    # Its chart: the map, the histograms' SVG panels, or a grid of pictures.
+    charts = page.locator(".st-key-explore_pca canvas, .fmnist-hist, .fmnist-grid")
     expect(charts.first).to_be_visible(timeout=60_000)
     wait_until_idle(page)
 
@@ -115,11 +105,12 @@ MAP_TAB, AVERAGES_TAB, INTENSITIES_TAB = "One image and the map", "Average garme
 
 
 def pca_map(page: Page) -> Locator:
-    return page.locator(".st-key-explore_pca .js-plotly-plot")
+    return page.locator(".st-key-explore_pca canvas")
 
 
-def chart_titled(page: Page, text: str) -> Locator:
-    return page.locator(".js-plotly-plot").filter(has=page.locator(".gtitle", has_text=text))
+def inspected(page: Page, text: str) -> Locator:
+    """The inspector's picture (a table of pixels) whose caption has ``text``."""
+    return page.locator("table.fmnist-pixels").filter(has=page.locator("caption", has_text=text))
 
 
 def index_box(page: Page) -> Locator:
@@ -133,14 +124,14 @@ def test_a_point_on_the_map_is_inspected_beside_it_and_plus_goes_on_from_it(
     chart = pca_map(page)
     chart.scroll_into_view_if_needed()
     page.wait_for_timeout(500)
-    x, y, index = chart.evaluate(RIGHTMOST_POINT)
+    x, y, index = point_on_the_map(page, chart)
     page.mouse.click(x, y)
     wait_until_idle(page)
 
-    # The index box and the heatmap show the clicked image, beside the map,
+    # The index box and the picture show the clicked image, beside the map,
     # with no scrolling: where the user is looking.
     expect(index_box(page)).to_have_value(str(index))
-    heatmap = chart_titled(page, f"#{index}:")
+    heatmap = inspected(page, f"#{index}:")
     expect(heatmap).to_be_in_viewport(ratio=0.9)
     expect(index_box(page)).to_be_in_viewport()
     map_box, heatmap_box = chart.bounding_box(), heatmap.bounding_box()
@@ -153,7 +144,10 @@ def test_a_point_on_the_map_is_inspected_beside_it_and_plus_goes_on_from_it(
     page.get_by_test_id("stNumberInputStepUp").click()
     wait_until_idle(page)
     expect(index_box(page)).to_have_value(str(index + 1))
-    expect(chart_titled(page, f"#{index + 1}:")).to_be_visible()
+    expect(inspected(page, f"#{index + 1}:")).to_be_visible()
+    # The whole tab without Plotly: its 4.7 MB of JavaScript was never fetched.
+    resources = page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)")
+    assert not [name for name in resources if "Plotly" in name]
     assert_no_exception(page)
 
 
@@ -222,7 +216,7 @@ def test_show_values_writes_every_pixel_value_in_its_cell(
     open_explore(page, server, MAP_TAB)
     page.get_by_text("Show values", exact=True).click()
     wait_until_idle(page)
-    cells = page.locator("table td")
+    cells = page.locator("table.fmnist-pixels.values td")
     expect(cells).to_have_count(28 * 28)
     expected = [str(v) for v in dataset.x_train[0].ravel().tolist()]
     assert cells.all_inner_texts() == expected
@@ -233,11 +227,26 @@ def test_show_values_writes_every_pixel_value_in_its_cell(
     assert fits
     font = cells.first.evaluate("c => parseFloat(getComputedStyle(c).fontSize)")
     assert font >= 10
-    page.locator("table").scroll_into_view_if_needed()
+    page.locator("table.fmnist-pixels.values").scroll_into_view_if_needed()
     screenshot_viewport(page, "explore-values")
+    # The numbers follow the inspected image, and stay one table.
+    page.get_by_test_id("stNumberInputStepUp").click()
+    wait_until_idle(page)
+    expect(page.locator("table.fmnist-pixels.values caption")).to_have_text(
+        f"#1: {CLASS_NAMES[dataset.y_train[1]]}: its 784 values"
+    )
+    assert cells.all_inner_texts() == [str(v) for v in dataset.x_train[1].ravel().tolist()]
+    page.get_by_test_id("stNumberInputStepDown").click()
+    wait_until_idle(page)
     page.get_by_text("Show values", exact=True).click()
     wait_until_idle(page)
     expect(cells).to_have_count(0)
+    # The picture stays, its values on hover.
+    expect(page.locator("table.fmnist-pixels td")).to_have_count(28 * 28)
+    first = dataset.x_train[0]
+    expect(page.locator("table.fmnist-pixels td").nth(14 + 5 * 28)).to_have_attribute(
+        "title", f"row 5, column 14: {first[5, 14]}"
+    )
     assert_no_exception(page)
 
 
@@ -253,13 +262,13 @@ def test_an_index_past_the_end_is_refused_with_the_range(page: Page, server: Ser
     expect(message).to_be_visible()
     expect(message).to_contain_text("0–59,999")
     expect(box).to_have_value("59999")
-    expect(chart_titled(page, "#59999:")).to_be_visible()
+    expect(inspected(page, "#59999:")).to_be_visible()
     expect(page.get_by_text("Press Enter to apply")).to_have_count(0)
     # A valid index clears the message.
     box.fill("42")
     box.press("Enter")
     wait_until_idle(page)
-    expect(chart_titled(page, "#42:")).to_be_visible()
+    expect(inspected(page, "#42:")).to_be_visible()
     expect(message).to_have_count(0)
     assert_no_exception(page)
 
@@ -315,7 +324,7 @@ def test_a_widget_reruns_only_its_own_part_of_the_page(page: Page, server: Serve
         ),
         "Index +": (
             in_tab(MAP_TAB, lambda: page.get_by_test_id("stNumberInputStepUp").click()),
-            [title],
+            [title, "A 2-D map of the data (PCA)"],  # the map's 3,000 points stay put
         ),
         "Leave out background": (
             in_tab(INTENSITIES_TAB, click("Leave out background pixels (0)")),
@@ -341,13 +350,13 @@ def test_a_tab_keeps_its_settings_while_another_is_open(page: Page, server: Serv
     box.fill("1234")
     box.press("Enter")
     wait_until_idle(page)
-    expect(chart_titled(page, "#1234:")).to_be_visible()
+    expect(inspected(page, "#1234:")).to_be_visible()
     page.get_by_role("tab", name="Classes and samples").click()
     wait_until_idle(page)
     expect(page.locator(".fmnist-grid img")).to_have_count(16)
     open_tab(page, MAP_TAB)
     expect(index_box(page)).to_have_value("1234")
-    expect(chart_titled(page, "#1234:")).to_be_visible()
+    expect(inspected(page, "#1234:")).to_be_visible()
     page.get_by_role("tab", name=AVERAGES_TAB).click()
     wait_until_idle(page)
     # Two grids of ten pictures, the means and the standard deviations, each named.

@@ -31,6 +31,7 @@ from .browser_support import (
     Server,
     assert_no_exception,
     open_page,
+    point_on_the_map,
     screenshot,
     serve_shipped_runs,
     start_server,
@@ -664,6 +665,16 @@ def test_inside_the_network_shows_each_layer_the_filters_and_the_separation(
     assert_no_exception(page)
 
 
+# Pixels of a canvas darker than any class colour or axis text: the stars' #111.
+BLACK_PIXELS = """canvas => {
+  const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+  let count = 0;
+  for (let i = 0; i < data.length; i += 4)
+    if (data[i + 3] > 200 && Math.max(data[i], data[i + 1], data[i + 2]) < 30) count += 1;
+  return count;
+}"""
+
+
 def test_the_learned_space_pulls_the_classes_apart_and_a_click_shows_neighbours(
     page: Page, server: Server, dataset: Dataset
 ) -> None:
@@ -672,7 +683,7 @@ def test_the_learned_space_pulls_the_classes_apart_and_a_click_shows_neighbours(
     upload(page, picture("my boot.jpg", boot))
     open_tab(page, "🗺️ Learned space")
     panel = page.get_by_role("tabpanel", name="🗺️ Learned space")
-    maps = panel.locator(".js-plotly-plot")
+    maps = panel.locator(".stVegaLiteChart canvas")
     expect(maps).to_have_count(2, timeout=60_000)
     scores = [
         int(re.search(r"for (\d+)% of them", text).group(1))
@@ -680,21 +691,13 @@ def test_the_learned_space_pulls_the_classes_apart_and_a_click_shows_neighbours(
         .all_inner_texts()
     ]  # fmt: skip
     assert len(scores) == 2 and scores[1] > scores[0] + 20, scores  # pixels, then learned
-    # The user's picture is a star on both maps.
+    # The user's picture is a black star on both maps: nothing else there is near black.
+    page.wait_for_timeout(500)  # the maps' second drawing, at the column's width
     for chart in maps.all():
-        names = chart.evaluate("gd => gd._fullData.map(t => t.name)")
-        assert "your pictures" in names
+        assert chart.evaluate(BLACK_PIXELS) >= 30  # 0 without a picture, 53 with one
     # A click on the learned map: the image, its prediction, its nearest neighbours.
-    learned = panel.locator(".st-key-predict_learned_space .js-plotly-plot")
-    x, y = learned.evaluate(
-        """gd => {
-          const trace = gd._fullData.find(t => t.name === 'Trouser');
-          const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-          const box = gd.getBoundingClientRect();
-          return [box.left + xa._offset + xa.l2p(trace.x[0]),
-                  box.top + ya._offset + ya.l2p(trace.y[0])];
-        }"""
-    )
+    learned = panel.locator(".st-key-predict_learned_space canvas")
+    x, y, _ = point_on_the_map(page, learned)
     page.mouse.click(x, y)
     settle(page)
     expect(panel.get_by_text("Its 8 nearest neighbours for the network")).to_be_visible()

@@ -54,14 +54,17 @@ def test_the_sample_grid_puts_nine_in_one_row_and_more_in_rows_of_eight() -> Non
     assert [dataset_stats.images_per_row(n) for n in (4, 9, 16, 32)] == [4, 9, 8, 8]
 
 
-def test_pixel_table_writes_every_value_in_a_shaded_cell(dataset: Dataset) -> None:
+def test_pixel_grid_shades_every_cell_and_writes_its_value_on_request(dataset: Dataset) -> None:
     image = dataset.x_train[0]
-    table = charts.pixel_table_html(image, "#0: Ankle boot <its values>")
+    dark, light = int(image[5, 14]), int(image[9, 14])  # 102 and 225
+    table = charts.pixel_grid_html(image, "#0: Ankle boot <its values>", values=True)
     assert table.count("<td") == 784
     assert "&lt;its values&gt;" in table
-    dark, light = int(image[5, 14]), int(image[9, 14])  # 102 and 225
     assert f'background:#{dark:02x}{dark:02x}{dark:02x};color:#fff">{dark}</td>' in table
     assert f'background:#{light:02x}{light:02x}{light:02x};color:#000">{light}</td>' in table
+    picture = charts.pixel_grid_html(image, "#0: Ankle boot")
+    assert picture.count("<td") == 784 and f">{dark}</td>" not in picture
+    assert f'title="row 5, column 14: {dark}" style="background:#{dark:02x}{dark:02x}' in picture
 
 
 def test_explore_figures_are_light(dataset: Dataset) -> None:
@@ -78,9 +81,27 @@ def test_explore_figures_are_light(dataset: Dataset) -> None:
     assert all(">1%</text>" in svg and ">10%</text>" in svg for svg in svgs)
     assert [re.search(r'alt="pixel intensities of ([^"]+)"', f).group(1) for f in
             panels.split("<figure>")[1:]] == [html.escape(n) for n in CLASS_NAMES]  # fmt: skip
+
+
+def test_the_map_sends_each_point_once_with_its_index_and_class(dataset: Dataset) -> None:
+    stats = dataset_stats.explore_stats(dataset.x_train[:3000], dataset.y_train[:3000])
     indices, points = stats.pca_sample(1000)
-    scatter = charts.pca_scatter(points, dataset.y_train[indices], indices, stats.pca_explained)
-    assert sum(len(trace.x) for trace in scatter.data) == 1000
+    labels = dataset.y_train[indices]
+    stars = [("<my boot>.jpg", 1.5, -2.0)]
+    data, spec = charts.pca_map(points, labels, indices, stats.pca_explained, stars)
+    assert {len(column) for column in data.values()} == {1000}
+    assert data["index"].tolist() == indices.tolist()
+    assert list(data["class"][:5]) == [CLASS_NAMES[label] for label in labels[:5]]
+    assert np.allclose(data["x"], points[:, 0], atol=1e-4)
+    # A click picks one point by its index; the user's pictures are a layer on top.
+    dots, star_layer = spec["layer"]
+    assert dots["params"][0] == {
+        "name": charts.MAP_PICK,
+        "select": {"type": "point", "fields": ["index"], "on": "click", "clear": "dblclick"},
+    }
+    assert star_layer["data"]["values"] == [{"name": "<my boot>.jpg", "x": 1.5, "y": -2.0}]
+    assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"
+    assert len(charts.pca_map(points, labels, indices, stats.pca_explained)[1]["layer"]) == 1
 
 
 def test_a_projection_keeps_the_two_widest_directions_and_places_new_points_alike() -> None:

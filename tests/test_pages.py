@@ -89,18 +89,21 @@ def test_explore_draws_its_charts_and_inspects_an_image() -> None:
     assert len(grids) == 1 and grids[0].count("<img ") == 16
     assert not app.get("plotly_chart")
     assert any("| 9 | Ankle boot | 6,000 | 1,000 |" in m.value for m in app.markdown)
-    charts = 0
+    maps = 0
     for tab in ("📊 Pixel intensities", "🧥 Average garments", "🔬 One image and the map"):
         app.session_state["explore_tab"] = tab  # tabs are lazy: only the open one runs
         app.run()
-        charts += len(app.get("plotly_chart"))
+        assert not app.get("plotly_chart")  # the browser never loads Plotly for Explore
+        maps += len(app.get("vega_lite_chart"))
         assert not app.get("image")
         bodies = [h.proto.body for h in app.get("html")]
-        if tab == "📊 Pixel intensities":  # SVG panels in HTML, not a Plotly chart
+        if tab == "📊 Pixel intensities":  # SVG panels in HTML
             assert [b.count('src="data:image/svg+xml;base64,') for b in bodies] == [10]
         if tab == "🧥 Average garments":  # two grids of ten pictures and their scales
             assert [b.count("<img ") for b in bodies if "fmnist-grid" in b] == [10, 10]
-    assert charts == 2  # the map and the inspected image
+        if tab == "🔬 One image and the map":  # the inspected image: a table of its pixels
+            assert [b.count("<td") for b in bodies if "fmnist-pixels" in b] == [784]
+    assert maps == 1
     app.number_input(key="explore_index").set_value(123).run()
     assert any("**Index:** 123" in m.value for m in app.markdown)
     # Past the end: brought back to the last image, with one line giving the range.
@@ -111,7 +114,8 @@ def test_explore_draws_its_charts_and_inspects_an_image() -> None:
         "Showing #59,999, the last one."
     ]
     app.toggle(key="explore_values").set_value(True).run()
-    assert app.get("html")[0].proto.body.count("<td") == 784
+    tables = [h.proto.body for h in app.get("html") if "fmnist-pixels" in h.proto.body]
+    assert [">255</td>" in table for table in tables] == [False, True]  # numbers: below
     app.session_state["explore_tab"] = "📊 Pixel intensities"
     app.run()
     app.toggle(key="explore_log").set_value(True).run()
@@ -146,7 +150,7 @@ def test_explore_does_not_import_tensorflow() -> None:
         "app.switch_page('pages/1_Explore.py'); app.run(); "
         "assert not app.exception, [e.value for e in app.exception]; "
         "app.session_state['explore_tab'] = '🔬 One image and the map'; app.run(); "
-        "assert len(app.get('plotly_chart')) == 2; "
+        "assert len(app.get('vega_lite_chart')) == 1 and not app.get('plotly_chart'); "
         "assert inference_client.service_pid() is None; "
         "print('tensorflow' in sys.modules)"
     )
