@@ -19,13 +19,19 @@ def a_page() -> None:
     st.write("the page itself")
 
 
+def open_a_page() -> AppTest:
+    # AppTest's default of 3 s per run is too short for a busy machine: `make test` runs
+    # these tests at the lowest priority beside the browser tests.
+    return AppTest.from_function(a_page, default_timeout=60).run()
+
+
 def texts(app: AppTest) -> str:
     return " ".join(m.value for m in app.markdown) + " ".join(e.value for e in app.error)
 
 
 def test_without_a_code_the_page_opens(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FMNIST_ACCESS_CODE", raising=False)
-    app = AppTest.from_function(a_page).run()
+    app = open_a_page()
     assert "the page itself" in texts(app) and not app.text_input
 
 
@@ -34,7 +40,7 @@ def test_a_wrong_code_gets_one_line_and_nothing_of_the_page(
     monkeypatch: pytest.MonkeyPatch, wrong: str
 ) -> None:
     monkeypatch.setenv("FMNIST_ACCESS_CODE", "s3cret")
-    app = AppTest.from_function(a_page).run()
+    app = open_a_page()
     assert app.text_input[0].label == "Access code" and "the page itself" not in texts(app)
     app.text_input[0].input(wrong)
     app.button[0].click().run()
@@ -47,7 +53,7 @@ def test_the_right_code_opens_the_page_for_the_rest_of_the_session(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("FMNIST_ACCESS_CODE", "s3cret ✓")
-    app = AppTest.from_function(a_page).run()
+    app = open_a_page()
     app.text_input[0].input("s3cret ✓")
     app.button[0].click().run()
     assert "the page itself" in texts(app) and not app.error and not app.text_input
