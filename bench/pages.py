@@ -167,8 +167,9 @@ def interactions(page) -> list[tuple[str, Callable[[], None], Callable[[], None]
     slider = page.get_by_test_id("stSlider").filter(has_text="Images on the map")
     return [
         ("Reshuffle", nothing, lambda: page.get_by_role("button", name="Reshuffle").click()),
-        ("Classes: + Bag", *choose("stMultiSelect", "Classes", "Bag")),
-        ("Images: 32", *choose("stSelectbox", "Images", "32")),
+        ("Classes: + Bag", nothing, lambda: page.get_by_test_id("stButtonGroup")
+         .get_by_role("button", name="Bag", exact=True).click()),
+        ("Images: 32", *choose("stSelectbox", "images", "32 images")),
         ("Tab: One image and the map", nothing, tab("One image and the map")),
         ("Index: type 123, Enter", lambda: index.fill("123"), lambda: index.press("Enter")),
         ("Index: +", nothing, lambda: page.get_by_test_id("stNumberInputStepUp").click()),

@@ -51,14 +51,30 @@ def draw_distribution(ds) -> None:
 def draw_sample_grid(ds) -> None:
     st.subheader("Samples")
     st.session_state.setdefault(KEY + "seed", 0)
-    left, middle, right = st.columns([4, 1, 1], vertical_alignment="bottom")
-    chosen = left.multiselect(
-        "Classes", CLASS_NAMES, placeholder="All classes", key=KEY + "classes"
+    # Pills, not a drop-down list: a class is one click, and the page has nothing to
+    # animate open and closed (the list's closing animation outlasted the rerun).
+    # A row of their own: the ten pills need the page's width (in a narrower column the
+    # last ones are cut off).
+    chosen = st.pills(
+        "Classes (none picked: all of them)",
+        CLASS_NAMES,
+        selection_mode="multi",
+        key=KEY + "classes",
     )
-    count = middle.selectbox("Images", [9, 16, 32], index=1, key=KEY + "count")
+    left, middle, right = st.columns([4, 1, 1], vertical_alignment="center")
+    count = middle.selectbox(
+        "Images",
+        [9, 16, 32],
+        index=1,
+        key=KEY + "count",
+        format_func=lambda n: f"{n} images",
+        label_visibility="collapsed",
+    )
     if right.button("🔀 Reshuffle", key=KEY + "reshuffle", width="stretch"):
         st.session_state[KEY + "seed"] += 1
     classes = [CLASS_NAMES.index(name) for name in chosen]
+    pool = int(np.isin(ds.y_train, classes).sum()) if classes else len(ds.y_train)
+    left.caption(f"Drawn at random from {pool:,} training images.")
     indices = dataset_stats.sample_indices(
         ds.y_train, classes, count, st.session_state[KEY + "seed"]
     )

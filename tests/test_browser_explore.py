@@ -171,7 +171,7 @@ def image_rows(page: Page) -> list[list[dict]]:
 
 def assert_row_fills_the_width(page: Page, row: list[dict]) -> None:
     # The controls above the grid span the content's width.
-    left = page.get_by_test_id("stMultiSelect").bounding_box()["x"]
+    left = page.get_by_test_id("stButtonGroup").bounding_box()["x"]
     button = page.get_by_role("button", name="Reshuffle").bounding_box()
     width = button["x"] + button["width"] - left
     span = row[-1]["x"] + row[-1]["width"] - row[0]["x"]
@@ -201,7 +201,7 @@ def test_the_sample_grid_uses_the_width_and_captions_keep_names_whole(
 
     # Nine pictures: one row across the width, not a block in the left third.
     page.get_by_test_id("stSelectbox").filter(has_text="Images").click()
-    page.get_by_role("option", name="9", exact=True).click()
+    page.get_by_role("option", name="9 images", exact=True).click()
     wait_until_idle(page)
     expect(page.locator(".fmnist-grid img")).to_have_count(9)
     rows = image_rows(page)
@@ -322,6 +322,14 @@ def test_a_widget_reruns_only_its_own_part_of_the_page(page: Page, server: Serve
             lambda: page.get_by_role("button", name="Reshuffle").click(),
             [title, balance],
         ),
+        "Class: Bag": (
+            lambda: (
+                page.get_by_test_id("stButtonGroup")
+                .get_by_role("button", name="Bag", exact=True)
+                .click()
+            ),
+            [title, balance],
+        ),
         "Index +": (
             in_tab(MAP_TAB, lambda: page.get_by_test_id("stNumberInputStepUp").click()),
             [title, "A 2-D map of the data (PCA)"],  # the map's 3,000 points stay put
@@ -341,6 +349,11 @@ def test_a_widget_reruns_only_its_own_part_of_the_page(page: Page, server: Serve
         assert received, f"{name}: nothing came back"
         resent = [text for text in elsewhere if text in received]
         assert not resent, f"{name} reran the whole page: {resent} sent again"
+    # The class picked with one click filters the samples, and stays picked.
+    open_tab(page, "Classes and samples")
+    captions = page.locator(".fmnist-grid figcaption b")
+    expect(captions).to_have_count(16)
+    assert set(captions.all_inner_texts()) == {"Bag"}
     assert_no_exception(page)
 
 

@@ -121,13 +121,13 @@ def test_explore_draws_its_charts_and_inspects_an_image() -> None:
     app.toggle(key="explore_log").set_value(True).run()
     app.session_state["explore_tab"] = "👕 Classes and samples"
     app.run()
-    app.multiselect(key="explore_classes").set_value(["Bag"]).run()
+    app.pills(key="explore_classes").set_value(["Bag"]).run()
     app.selectbox(key="explore_count").set_value(32).run()
     # Every tab's settings come back with it, though its widgets were not drawn meanwhile.
     for tab in ("📊 Pixel intensities", "🔬 One image and the map", "👕 Classes and samples"):
         app.session_state["explore_tab"] = tab
         app.run()
-    assert app.multiselect(key="explore_classes").value == ["Bag"]
+    assert app.pills(key="explore_classes").value == ["Bag"]
     assert app.selectbox(key="explore_count").value == 32
     app.session_state["explore_tab"] = "🔬 One image and the map"
     app.run()
