@@ -17,6 +17,8 @@ widget interaction ≤ 300 ms.
 
 from __future__ import annotations
 
+import math
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -129,25 +131,23 @@ def nothing() -> None:
     pass
 
 
-def map_point(page, canvas, start: int = 0) -> tuple[float, float]:
-    """Where the mouse, moved over a map from near its middle, finds a point (the map's
-    tooltip shows), as a user aims at one; ``start`` begins further along the search, for
-    another point."""
+def map_point(page, canvas, skip: set[int]) -> tuple[float, float]:
+    """Where the mouse, moved out along a spiral from the middle of a map, finds a point
+    not in ``skip`` (the map's tooltip names it), as a user aims at one; the point joins
+    ``skip``, because clicking a point already picked changes nothing."""
     box = canvas.bounding_box()
     tip = page.locator("#vg-tooltip-element.visible")
-    for step in range(start, start + 60):
-        x = box["x"] + box["width"] * 0.55 + (step % 8 - 4) * 7
-        y = box["y"] + box["height"] * 0.45 + (step // 8 % 8 - 4) * 7
+    for step in range(400):
+        angle = (4 * step) ** 0.5  # evenly spaced turns, about 6 px apart
+        x = box["x"] + box["width"] * 0.5 + 3 * angle * math.cos(angle)
+        y = box["y"] + box["height"] * 0.45 + 3 * angle * math.sin(angle)
         page.mouse.move(x, y)
-        page.wait_for_timeout(100)
-        if tip.count() and "index" in tip.inner_text():
+        page.wait_for_timeout(50)
+        found = re.search(r"index\s*(\d+)", tip.inner_text()) if tip.count() else None
+        if found and int(found.group(1)) not in skip:
+            skip.add(int(found.group(1)))
             return x, y
     raise RuntimeError("no point of the map answered the mouse")
-
-
-def pca_point(page) -> None:
-    """Click a point of Explore's map."""
-    page.mouse.click(*map_point(page, page.locator(".st-key-explore_pca canvas")))
 
 
 def interactions(page) -> list[tuple[str, Callable[[], None], Callable[[], None]]]:
@@ -164,6 +164,12 @@ def interactions(page) -> list[tuple[str, Callable[[], None], Callable[[], None]
         return lambda: page.get_by_role("tab", name=name).click()
 
     index = page.get_by_test_id("stNumberInputField")
+    aim: list[tuple[float, float]] = []  # the point the next map click goes to
+    picked: set[int] = set()
+
+    def find_point() -> None:
+        aim[:] = [map_point(page, page.locator(".st-key-explore_pca canvas"), picked)]
+
     slider = page.get_by_test_id("stSlider").filter(has_text="Images on the map")
     return [
         ("Reshuffle", nothing, lambda: page.get_by_role("button", name="Reshuffle").click()),
@@ -177,7 +183,7 @@ def interactions(page) -> list[tuple[str, Callable[[], None], Callable[[], None]
         ("Show values (off)", nothing, click_text("Show values")),
         ("PCA: images on the map", lambda: slider.get_by_role("slider").focus(),
          lambda: slider.get_by_role("slider").press("ArrowLeft")),
-        ("PCA: click a point", nothing, lambda: pca_point(page)),
+        ("PCA: click a point", find_point, lambda: page.mouse.click(*aim[0])),
         ("Tab: Average garments", nothing, tab("Average garments")),
         ("Tab: Pixel intensities", nothing, tab("Pixel intensities")),
         ("Leave out background", nothing, click_text("Leave out background pixels (0)")),

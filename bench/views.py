@@ -187,8 +187,9 @@ def page_times(server: Server, browser, repeat: int = 3) -> dict:
 
         tab("🗺️ Learned space")
         chart = page.locator(".st-key-predict_learned_space canvas")
-        for number in range(repeat):
-            x, y = pages.map_point(page, chart, 9 * number)  # another point each time
+        clicked: set[int] = set()
+        for _ in range(repeat):
+            x, y = pages.map_point(page, chart, clicked)  # another point each time
             record("Learned space: click a point", lambda x=x, y=y: page.mouse.click(x, y))
 
         tab("✏️ Draw")

@@ -92,8 +92,9 @@ def pca_map(
     points = {
         "mark": {"type": "circle", "size": 22, "cursor": "pointer"},
         "params": [
+            # No shift-click toggling: a second point replaces the first, never joins it.
             {"name": MAP_PICK, "select": {"type": "point", "fields": ["index"], "on": "click",
-                                          "clear": "dblclick"}},
+                                          "clear": "dblclick", "toggle": False}},
             {"name": "shown", "select": {"type": "point", "fields": ["class"]},
              "bind": "legend"},
         ],
@@ -121,7 +122,8 @@ def pca_map(
     if stars:
         layers.append(
             {
-                "data": {"values": [{"name": n, "x": x, "y": y} for n, x, y in stars]},
+                "data": {"values": [{"name": n, "x": float(x), "y": float(y)}
+                                    for n, x, y in stars]},
                 "mark": {"type": "point", "shape": "M0,-1L0.29,-0.4L0.95,-0.31L0.48,0.15L0.59,"
                          "0.81L0,0.5L-0.59,0.81L-0.48,0.15L-0.95,-0.31L-0.29,-0.4Z",
                          "size": 260, "filled": True, "color": "#111", "stroke": "#fff",

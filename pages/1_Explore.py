@@ -162,6 +162,8 @@ def draw_inspector(ds, values_slot) -> None:
         f"**Label:** {label} — {CLASS_NAMES[label]} · **Index:** {index}  \n"
         + dataset_stats.describe_image(image)
     )
+    # Written to on every run, shown or not: Streamlit refuses a fragment's rerun that
+    # writes to an outside container its last full run left alone.
     if show_values:
         values_slot.html(charts.pixel_grid_html(image, f"{title}: its 784 values", values=True))
     else:

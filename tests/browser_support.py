@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
@@ -138,26 +139,35 @@ def screenshot(page: Page, name: str) -> None:
         "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 1000)"
     )
     page.set_viewport_size({"width": viewport["width"], "height": min(int(height) + 100, 9000)})
-    page.wait_for_timeout(800)  # Plotly charts resize to the new viewport
+    page.wait_for_timeout(800)  # charts redraw at the new viewport's width
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
     page.set_viewport_size(viewport)
 
 
-def point_on_the_map(page: Page, chart: Locator) -> tuple[float, float, int]:
-    """Where the mouse, moved out from the middle of the map, first finds a point: its
-    tooltip names the image (the same point a click there picks)."""
+def spiral(steps: int = 400, spacing: float = 6.0) -> Iterator[tuple[float, float]]:
+    """Offsets from a centre, outwards along a spiral, about ``spacing`` px apart."""
+    for step in range(steps):
+        angle = (4 * step) ** 0.5  # equal arc lengths: the spiral's turns stay evenly spaced
+        radius = spacing * angle / 2
+        yield radius * math.cos(angle), radius * math.sin(angle)
+
+
+def point_on_the_map(
+    page: Page, chart: Locator, skip: frozenset[int] = frozenset()
+) -> tuple[float, float, int]:
+    """Where the mouse, moved out from the middle of the map, first finds a point (other
+    than ``skip``): its tooltip names the image, the same point a click there picks."""
     box = chart.bounding_box()
     assert box
     tip = page.locator("#vg-tooltip-element.visible")
-    for step in range(60):
-        x = box["x"] + box["width"] * 0.55 + (step % 8 - 4) * 7
-        y = box["y"] + box["height"] * 0.45 + (step // 8 - 4) * 7
+    for dx, dy in spiral():
+        x, y = box["x"] + box["width"] * 0.5 + dx, box["y"] + box["height"] * 0.45 + dy
         page.mouse.move(x, y)
         try:
-            expect(tip).to_contain_text("index", timeout=300)
+            expect(tip).to_contain_text("index", timeout=200)
         except AssertionError:
             continue
         found = re.search(r"index\s*(\d+)", tip.inner_text())
-        if found:
+        if found and int(found.group(1)) not in skip:
             return x, y, int(found.group(1))
     pytest.fail("no point of the map answered the mouse")

@@ -36,8 +36,6 @@ pytestmark = pytest.mark.browser
 LOG_NAME = "streamlit-server-explore"
 TITLE = "🔍 Explore Fashion-MNIST"
 
-# The map's rightmost point (alone at the edge of the cloud, so it is the one a
-# click there picks): its position on the page and the image index it carries.
 # Lines that each class name of the sample captions takes on screen.
 CAPTION_NAME_LINES = """names => [
   ...document.querySelectorAll('.fmnist-grid figcaption')].map(f => {

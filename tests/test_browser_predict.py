@@ -692,9 +692,8 @@ def test_the_learned_space_pulls_the_classes_apart_and_a_click_shows_neighbours(
     ]  # fmt: skip
     assert len(scores) == 2 and scores[1] > scores[0] + 20, scores  # pixels, then learned
     # The user's picture is a black star on both maps: nothing else there is near black.
-    page.wait_for_timeout(500)  # the maps' second drawing, at the column's width
-    for chart in maps.all():
-        assert chart.evaluate(BLACK_PIXELS) >= 30  # 0 without a picture, 53 with one
+    for chart in maps.all():  # 0 without a picture, 53 with one
+        page.wait_for_function(f"c => ({BLACK_PIXELS})(c) >= 30", arg=chart.element_handle())
     # A click on the learned map: the image, its prediction, its nearest neighbours.
     learned = panel.locator(".st-key-predict_learned_space canvas")
     x, y, _ = point_on_the_map(page, learned)

@@ -97,7 +97,13 @@ def test_the_map_sends_each_point_once_with_its_index_and_class(dataset: Dataset
     dots, star_layer = spec["layer"]
     assert dots["params"][0] == {
         "name": charts.MAP_PICK,
-        "select": {"type": "point", "fields": ["index"], "on": "click", "clear": "dblclick"},
+        "select": {
+            "type": "point",
+            "fields": ["index"],
+            "on": "click",
+            "clear": "dblclick",
+            "toggle": False,
+        },
     }
     assert star_layer["data"]["values"] == [{"name": "<my boot>.jpg", "x": 1.5, "y": -2.0}]
     assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"
