@@ -11,8 +11,9 @@ widget interaction ≤ 300 ms.
   Explore and its interactions are measured before Home, Train and Predict, whose first
   visits start processes that import TensorFlow.
 - each Explore interaction: from the click or key press to "server done" and "done" as
-  above. Opening a tab counts as an interaction; the map tab loads Vega-Lite's code into
-  the page, once per visit (Explore draws no Plotly chart).
+  above. Opening a tab counts as an interaction. Explore loads no charting library: the
+  map is a canvas of its own, which marks the end of each drawing on the canvas element
+  (an attribute change, which the probe sees).
 """
 
 from __future__ import annotations
@@ -134,9 +135,9 @@ def nothing() -> None:
 def map_point(page, canvas, skip: set[int]) -> tuple[float, float]:
     """Where the mouse, moved out along a spiral from the middle of a map, finds a point
     not in ``skip`` (the map's tooltip names it), as a user aims at one; the point joins
-    ``skip``, because clicking a point already picked changes nothing."""
+    ``skip``: each timed click picks a new image, as a user exploring the map does."""
     box = canvas.bounding_box()
-    tip = page.locator("#vg-tooltip-element.visible")
+    tip = page.locator(".fmnist-map-tip.visible")
     for step in range(400):
         angle = (4 * step) ** 0.5  # evenly spaced turns, about 6 px apart
         x = box["x"] + box["width"] * 0.5 + 3 * angle * math.cos(angle)

@@ -1,4 +1,4 @@
-"""Charts as pure functions from arrays and records: Plotly figures, the Vega-Lite map, HTML."""
+"""Charts as pure functions from arrays and records: Plotly figures, the map's points, HTML."""
 
 from __future__ import annotations
 
@@ -59,86 +59,37 @@ def pixel_grid_html(image: np.ndarray, title: str, values: bool = False) -> str:
     )
 
 
-MAP_PICK = "picked"  # the map's click selection: the name Streamlit reports it under
-
-
 def pca_map(
     coordinates: np.ndarray,
     labels: np.ndarray,
     indices: np.ndarray,
     explained: np.ndarray,
     stars: Sequence[tuple[str, float, float]] = (),
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The data and the Vega-Lite spec of a 2-D map of images, one colour per class; a
-    click picks one point (reported as its dataset ``index`` under ``MAP_PICK``), a click
-    on the legend fades the other classes. ``stars``: (name, x, y) of the user's own
-    pictures, drawn on top as black stars.
+    picked: int | None = None,
+    height: int = 430,
+) -> dict[str, Any]:
+    """What the map of images (``fmnist.ui.point_map``) draws, as plain JSON: one point per
+    image at ``coordinates``, coloured by class and known by its dataset ``indices``; the
+    axes named after the share of variance they ``explained``; ``stars``: (name, x, y) of
+    the user's own pictures; ``picked``: the index shown ringed.
 
-    Vega-Lite, not Plotly: the browser loads 0.8 MB of JavaScript for it instead of
-    Plotly's 4.7 MB, which cost this machine's Chromium about 1.5 s the first time a page
-    showed a Plotly chart; the points go over as Arrow columns, not JSON.
+    Coordinates are rounded to 0.01 of the map's range: 3,000 points weigh about 60 KB.
     """
-    data = {
-        "x": coordinates[:, 0].astype(np.float32),
-        "y": coordinates[:, 1].astype(np.float32),
-        "class": np.asarray(CLASS_NAMES, dtype=object)[labels],
-        "index": indices.astype(np.int32),
+    span = float(np.ptp(coordinates)) if len(coordinates) else 1.0
+    digits = max(0, int(np.ceil(-np.log10(max(span, 1e-9) / 100))))
+    return {
+        "x": np.round(coordinates[:, 0].astype(float), digits).tolist(),
+        "y": np.round(coordinates[:, 1].astype(float), digits).tolist(),
+        "label": np.asarray(labels, dtype=int).tolist(),
+        "index": np.asarray(indices, dtype=int).tolist(),
+        "classes": list(CLASS_NAMES),
+        "colours": list(CLASS_COLOURS),
+        "xTitle": f"PC 1 ({explained[0]:.0%} of variance)",
+        "yTitle": f"PC 2 ({explained[1]:.0%} of variance)",
+        "stars": [{"name": str(n), "x": float(x), "y": float(y)} for n, x, y in stars],
+        "picked": None if picked is None else int(picked),
+        "height": height,
     }
-    x_axis, y_axis = (
-        {"field": axis, "type": "quantitative", "title": f"PC {n} ({share:.0%} of variance)"}
-        for axis, n, share in (("x", 1, explained[0]), ("y", 2, explained[1]))
-    )
-    picked = {"param": MAP_PICK, "empty": False}
-    points = {
-        "mark": {"type": "circle", "size": 22, "cursor": "pointer"},
-        "params": [
-            # No shift-click toggling: a second point replaces the first, never joins it.
-            {"name": MAP_PICK, "select": {"type": "point", "fields": ["index"], "on": "click",
-                                          "clear": "dblclick", "toggle": False}},
-            {"name": "shown", "select": {"type": "point", "fields": ["class"]},
-             "bind": "legend"},
-        ],
-        "encoding": {
-            "x": {**x_axis, "scale": {"zero": False}},
-            "y": {**y_axis, "scale": {"zero": False}},
-            "color": {
-                "field": "class", "type": "nominal", "title": None,
-                "scale": {"domain": list(CLASS_NAMES), "range": list(CLASS_COLOURS)},
-                # Below the map, five a row: the map keeps its column's width.
-                "legend": {"orient": "bottom", "columns": 5, "labelFontSize": 11,
-                           "symbolOpacity": 1, "labelLimit": 90},
-            },
-            "opacity": {"condition": {"param": "shown", "value": 0.75}, "value": 0.06},
-            "size": {"condition": {**picked, "value": 160}, "value": 22},
-            "stroke": {"condition": {**picked, "value": "#000"}, "value": None},
-            "tooltip": [
-                {"field": "class", "title": "class"},
-                # Not "image": vega-tooltip would show a field of that name as a picture.
-                {"field": "index", "title": "index"},
-            ],
-        },
-    }  # fmt: skip
-    layers: list[dict[str, Any]] = [points]
-    if stars:
-        layers.append(
-            {
-                "data": {"values": [{"name": n, "x": float(x), "y": float(y)}
-                                    for n, x, y in stars]},
-                "mark": {"type": "point", "shape": "M0,-1L0.29,-0.4L0.95,-0.31L0.48,0.15L0.59,"
-                         "0.81L0,0.5L-0.59,0.81L-0.48,0.15L-0.95,-0.31L-0.29,-0.4Z",
-                         "size": 260, "filled": True, "color": "#111", "stroke": "#fff",
-                         "strokeWidth": 1, "opacity": 1},
-                "encoding": {"x": x_axis, "y": y_axis,
-                             "tooltip": [{"field": "name", "title": "your picture"}]},
-            }
-        )  # fmt: skip
-    spec = {
-        "height": 470,  # the whole view: axes and legend included
-        "layer": layers,
-        # Always a canvas: Streamlit draws charts of up to 2,000 points as SVG elements.
-        "usermeta": {"embedOptions": {"renderer": "canvas"}},
-    }
-    return data, spec
 
 
 def _epoch_panels(titles: tuple[str, str], height: int, legend_y: float) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 """Explore: class balance and samples, one image's pixels beside a PCA map, class statistics.
 
 This page never imports TensorFlow, so that it opens fast. Its parts are lazy tabs: only
-the open one runs and is drawn. It has no Plotly chart (Plotly's 4.7 MB of JavaScript cost
-a first-time visitor's browser over a second): pictures are HTML, and the map is
-Vega-Lite. Each part with widgets is a fragment, so that a click reruns that part only,
-except the map, whose click changes the inspector beside it; what the parts show is
-computed once per server (fmnist.ui.explore_stats).
+the open one runs and is drawn. It loads no charting library (Plotly's 4.7 MB of JavaScript
+cost a first-time visitor's browser over a second, Vega-Lite's 1.5 MB most of one): pictures
+are HTML, and the map is a canvas of our own (fmnist.ui.point_map). Each part with widgets
+is a fragment, so that a click reruns that part only, except the map, whose click changes
+the inspector beside it; what the parts show is computed once per server
+(fmnist.ui.explore_stats).
 """
 
 import numpy as np
@@ -13,6 +14,7 @@ import streamlit as st
 
 from fmnist import charts, dataset_stats, imaging, ui
 from fmnist.data import CLASS_NAMES, class_counts
+from fmnist.ui.point_map import picked_index, point_map
 
 ui.setup_page("Explore", "🔍")
 KEY = "explore_"
@@ -97,9 +99,9 @@ def _checked_index() -> None:
 
 def _inspect_map_point() -> None:
     """The map's callback: the clicked image becomes the inspected one, box included."""
-    picked = st.session_state[KEY + "pca"].selection.get(charts.MAP_PICK)
-    if picked:
-        st.session_state[INDEX] = int(picked[0]["index"])
+    picked = picked_index(KEY + "pca")
+    if picked is not None:
+        st.session_state[INDEX] = picked
         st.session_state[NOTE] = None
 
 
@@ -115,15 +117,14 @@ def draw_map_and_inspector(ds) -> None:
             "Images on the map", dataset_stats.PCA_SIZES, value=3000, key=KEY + "pca_n"
         )
         indices, coordinates = stats.pca_sample(size)
-        data, spec = charts.pca_map(coordinates, ds.y_train[indices], indices, stats.pca_explained)
-        st.vega_lite_chart(
-            data,
-            spec,
-            key=KEY + "pca",
-            on_select=_inspect_map_point,
-            selection_mode=charts.MAP_PICK,
-            width="stretch",
+        points = charts.pca_map(
+            coordinates,
+            ds.y_train[indices],
+            indices,
+            stats.pca_explained,
+            picked=st.session_state.get(INDEX),
         )
+        point_map(points, KEY + "pca", _inspect_map_point)
         st.caption(
             "A 2-D map of the data (PCA): each point is one training image, placed along the "
             "two directions in which the images differ most. **Click a point** to look at its "

@@ -30,6 +30,7 @@ from fmnist import uploads as kept
 from fmnist.data import CLASS_NAMES
 from fmnist.inference_client import InferenceError, ModelError, ModelInfo, ModelRef
 from fmnist.inference_protocol import AUTO, GRAD_CAM, INTEGRATED_GRADIENTS
+from fmnist.ui.point_map import picked_index, point_map
 
 ui.setup_page("Predict", "🔮")
 KEY = "predict_"
@@ -584,11 +585,10 @@ def draw_gallery(model: ModelRef) -> None:
 
 
 def pick_from_map(chart_key: str) -> None:
-    """A map's callback: the clicked test image (a star, the user's own, has no index)."""
-    picked = st.session_state[chart_key].selection.get(charts.MAP_PICK) or []
-    points = [point for point in picked if "index" in point]
-    if points:
-        st.session_state[SPACE_PICK] = int(points[0]["index"])
+    """A map's callback: the clicked test image (a click on a star, the user's own, sends none)."""
+    picked = picked_index(chart_key)
+    if picked is not None:
+        st.session_state[SPACE_PICK] = picked
 
 
 def draw_space(model: ModelRef) -> None:
@@ -623,15 +623,15 @@ def draw_space(model: ModelRef) -> None:
             score = dataset_stats.nearest_centre_accuracy(projection.coordinates, labels)
             st.markdown(f"**{title}**: a point's nearest class centre is its own class for "
                         f"**{score:.0%}** of them")  # fmt: skip
-            st.vega_lite_chart(
-                *charts.pca_map(
-                    projection.coordinates, labels, indices, projection.explained, stars
-                ),
-                key=key,
-                on_select=functools.partial(pick_from_map, key),
-                selection_mode=charts.MAP_PICK,
-                width="stretch",
+            points = charts.pca_map(
+                projection.coordinates,
+                labels,
+                indices,
+                projection.explained,
+                stars,
+                picked=st.session_state.get(SPACE_PICK),
             )
+            point_map(points, key, functools.partial(pick_from_map, key))
     st.caption(
         f"Each point is one of {len(indices):,} test images, coloured by its true class; "
         "★ your own pictures (Your pictures, Draw). Left, placed by its 784 pixels; right, by "

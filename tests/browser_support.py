@@ -157,7 +157,7 @@ def point_on_the_map(page: Page, chart: Locator) -> tuple[float, float, int]:
     tooltip names the image, the same point a click there picks."""
     box = chart.bounding_box()
     assert box
-    tip = page.locator("#vg-tooltip-element.visible")
+    tip = page.locator(".fmnist-map-tip.visible")
     for dx, dy in spiral():
         x, y = box["x"] + box["width"] * 0.5 + dx, box["y"] + box["height"] * 0.45 + dy
         page.mouse.move(x, y)

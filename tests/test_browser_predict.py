@@ -683,7 +683,7 @@ def test_the_learned_space_pulls_the_classes_apart_and_a_click_shows_neighbours(
     upload(page, picture("my boot.jpg", boot))
     open_tab(page, "🗺️ Learned space")
     panel = page.get_by_role("tabpanel", name="🗺️ Learned space")
-    maps = panel.locator(".stVegaLiteChart canvas")
+    maps = panel.locator(".fmnist-map canvas")
     expect(maps).to_have_count(2, timeout=60_000)
     scores = [
         int(re.search(r"for (\d+)% of them", text).group(1))

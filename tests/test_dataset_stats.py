@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
 
 import numpy as np
@@ -88,26 +89,23 @@ def test_the_map_sends_each_point_once_with_its_index_and_class(dataset: Dataset
     indices, points = stats.pca_sample(1000)
     labels = dataset.y_train[indices]
     stars = [("<my boot>.jpg", 1.5, -2.0)]
-    data, spec = charts.pca_map(points, labels, indices, stats.pca_explained, stars)
-    assert {len(column) for column in data.values()} == {1000}
-    assert data["index"].tolist() == indices.tolist()
-    assert list(data["class"][:5]) == [CLASS_NAMES[label] for label in labels[:5]]
-    assert np.allclose(data["x"], points[:, 0], atol=1e-4)
-    # A click picks one point by its index; the user's pictures are a layer on top.
-    dots, star_layer = spec["layer"]
-    assert dots["params"][0] == {
-        "name": charts.MAP_PICK,
-        "select": {
-            "type": "point",
-            "fields": ["index"],
-            "on": "click",
-            "clear": "dblclick",
-            "toggle": False,
-        },
-    }
-    assert star_layer["data"]["values"] == [{"name": "<my boot>.jpg", "x": 1.5, "y": -2.0}]
-    assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"
-    assert len(charts.pca_map(points, labels, indices, stats.pca_explained)[1]["layer"]) == 1
+    payload = charts.pca_map(points, labels, indices, stats.pca_explained, stars, picked=7)
+    # Plain JSON for the page's canvas: one entry per point in each column.
+    assert json.loads(json.dumps(payload)) == payload
+    assert {len(payload[column]) for column in ("x", "y", "label", "index")} == {1000}
+    assert payload["index"] == indices.tolist() and payload["label"] == labels.tolist()
+    assert payload["classes"] == list(CLASS_NAMES) and len(payload["colours"]) == 10
+    # Rounded to a hundredth of the map's range, no more.
+    span = np.ptp(points)
+    assert np.abs(np.array(payload["x"]) - points[:, 0]).max() <= span / 200
+    assert np.abs(np.array(payload["y"]) - points[:, 1]).max() <= span / 200
+    assert len(json.dumps(payload)) < 40 * 1000  # about 30 bytes a point
+    share = f"{stats.pca_explained[0]:.0%}"
+    assert payload["xTitle"] == f"PC 1 ({share} of variance)"
+    assert payload["stars"] == [{"name": "<my boot>.jpg", "x": 1.5, "y": -2.0}]
+    assert payload["picked"] == 7
+    plain = charts.pca_map(points, labels, indices, stats.pca_explained)
+    assert plain["stars"] == [] and plain["picked"] is None
 
 
 def test_a_projection_keeps_the_two_widest_directions_and_places_new_points_alike() -> None:

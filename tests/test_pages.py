@@ -19,6 +19,8 @@ from fmnist.schema import JobState, TrainConfig
 from .conftest import PROJECT_ROOT, copy_shipped_runs
 from .test_imaging import boot_picture, encode
 
+MAP = "fmnist_point_map"  # the map of images: a component of our own (fmnist.ui.point_map)
+
 TIMEOUT = 120
 
 
@@ -94,7 +96,7 @@ def test_explore_draws_its_charts_and_inspects_an_image() -> None:
         app.session_state["explore_tab"] = tab  # tabs are lazy: only the open one runs
         app.run()
         assert not app.get("plotly_chart")  # the browser never loads Plotly for Explore
-        maps += len(app.get("vega_lite_chart"))
+        maps += len([m for m in app.get("bidi_component") if m.proto.component_name == MAP])
         assert not app.get("image")
         bodies = [h.proto.body for h in app.get("html")]
         if tab == "📊 Pixel intensities":  # SVG panels in HTML
@@ -150,7 +152,7 @@ def test_explore_does_not_import_tensorflow() -> None:
         "app.switch_page('pages/1_Explore.py'); app.run(); "
         "assert not app.exception, [e.value for e in app.exception]; "
         "app.session_state['explore_tab'] = '🔬 One image and the map'; app.run(); "
-        "assert len(app.get('vega_lite_chart')) == 1 and not app.get('plotly_chart'); "
+        "assert len(app.get('bidi_component')) == 1 and not app.get('plotly_chart'); "
         "assert inference_client.service_pid() is None; "
         "print('tensorflow' in sys.modules)"
     )
