@@ -20,6 +20,13 @@ DEBIAN_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 # Where keras.datasets.fashion_mnist.load_data() keeps its download.
 KERAS_CACHE_DIR = Path.home() / ".keras" / "datasets" / "fashion-mnist"
 
+# Decompressed copies of the gzipped dataset files (55 MB): reading them takes 0.05 s
+# where decompressing takes 0.3 s, on every server's and every worker's first load.
+CACHE_DIR = Path(
+    os.environ.get("FMNIST_CACHE_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fmnist-studio"
+)
+
 # Uploads: bytes per file and decoded pixels per image. Pillow's own default
 # pixel limit (about 89 million) lets a "decompression bomb" use gigabytes of
 # memory; a phone photo has 12 to 24 million pixels, so 40 million is plenty.

@@ -10,9 +10,12 @@ a numpy traceback in the middle of training.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import logging
 import os
+import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,8 @@ import numpy as np
 
 from fmnist import config
 from fmnist.messages import first_line
+
+log = logging.getLogger(__name__)
 
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top",
@@ -126,14 +131,65 @@ def _find_file(folder: Path, name: str) -> Path | None:
 
 
 def read_idx(path: Path, expected: IdxFile, verify_checksum: bool = True) -> np.ndarray:
-    """Read one IDX file (gzipped or not) and check it against what it should hold."""
+    """Read one IDX file (gzipped or not) and check it against what it should hold.
+
+    A gzipped file is read from its decompressed copy in ``config.CACHE_DIR`` when there
+    is one, made from this very file (its path, size and time of change name the copy);
+    the copy goes through the same checks, and a damaged one is replaced.
+    """
+    copy = _decompressed_copy(path) if path.suffix == ".gz" else None
+    if copy is not None and copy.is_file():
+        try:
+            return _checked_array(copy.read_bytes(), path, expected, verify_checksum)
+        except (OSError, DataError) as error:
+            log.info("%s: its decompressed copy is not used (%s)", path, first_line(str(error)))
     try:
         raw = path.read_bytes()
         if path.suffix == ".gz":
             raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: cannot be read or decompressed ({error}); {FIX_HINT}") from None
+    array = _checked_array(raw, path, expected, verify_checksum)
+    if copy is not None:
+        _keep_copy(copy, raw)
+    return array
 
+
+def _decompressed_copy(path: Path) -> Path | None:
+    try:
+        found = path.stat()
+        source = f"{path.resolve()}:{found.st_size}:{found.st_mtime_ns}"
+    except OSError:
+        return None
+    tag = hashlib.sha256(source.encode()).hexdigest()[:16]
+    return config.CACHE_DIR / f"{path.name.removesuffix('.gz')}-{tag}"
+
+
+def _keep_copy(copy: Path, raw: bytes) -> None:
+    """Write ``copy`` whole or not at all (a temporary file, renamed); older copies of the
+    same file go. A folder that cannot be written only costs the next load its speed."""
+    part: Path | None = None
+    try:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=copy.parent, prefix=".part-", delete=False) as out:
+            part = Path(out.name)
+            out.write(raw)
+        os.replace(part, copy)
+        part = None
+        stem = copy.name.rsplit("-", 1)[0]
+        for older in copy.parent.glob(f"{stem}-*"):
+            if older != copy:
+                older.unlink(missing_ok=True)
+    except OSError as error:
+        log.info("%s: not kept (%s)", copy, error)
+    finally:
+        if part is not None:
+            with contextlib.suppress(OSError):
+                part.unlink()
+
+
+def _checked_array(raw: bytes, path: Path, expected: IdxFile, verify_checksum: bool) -> np.ndarray:
+    """The array in ``raw``, the decompressed bytes of ``path``, if they are what it should hold."""
     if len(raw) < 8:
         raise DataError(f"{path}: too short to be an IDX file; {FIX_HINT}")
     magic = int.from_bytes(raw[0:4], "big")

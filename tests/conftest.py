@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import hashlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The dataset's decompressed copies in a folder of this test session's (and of the servers
+# and workers it starts): tests load copies of the files from folders of their own, which
+# would otherwise evict the user's copies in ~/.cache.
+os.environ["FMNIST_CACHE_DIR"] = tempfile.mkdtemp(prefix="fmnist-test-cache-")
 
 from fmnist import config, runs
 from fmnist.data import Dataset, load_dataset
+
+atexit.register(shutil.rmtree, config.CACHE_DIR, ignore_errors=True)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = PROJECT_ROOT / "test-output"

@@ -119,3 +119,57 @@ def test_env_folder_comes_first_and_is_verified(
     labels.write_bytes(gzip.compress(bytes(raw)))
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: checksum does not match"):
         data.load_dataset(allow_download=False)
+
+
+def test_a_gzipped_file_is_read_next_time_from_its_decompressed_copy(
+    tmp_path: Path, small_images: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(data.config, "CACHE_DIR", cache)
+    path = tmp_path / "images.gz"
+    expected = IdxFile(
+        "images", 2051, 5, write_idx(path, 2051, (5, 28, 28), small_images.tobytes())
+    )
+    np.testing.assert_array_equal(read_idx(path, expected), small_images)
+    (copy,) = cache.iterdir()  # written whole: no temporary file is left beside it
+    assert copy.name.startswith("images-") and copy.stat().st_size == 16 + small_images.size
+
+    # The next read does not decompress: it reads the copy.
+    def no_gzip(raw: bytes) -> bytes:
+        raise AssertionError("decompressed again")
+
+    monkeypatch.setattr(data.gzip, "decompress", no_gzip)
+    np.testing.assert_array_equal(read_idx(path, expected), small_images)
+    monkeypatch.undo()
+    monkeypatch.setattr(data.config, "CACHE_DIR", cache)
+
+    # A damaged copy is checked like the file itself, set aside and written again.
+    damaged = bytearray(copy.read_bytes())
+    damaged[-1] ^= 0xFF
+    copy.write_bytes(bytes(damaged))
+    np.testing.assert_array_equal(read_idx(path, expected), small_images)
+    assert [p.read_bytes()[16:] for p in cache.iterdir()] == [small_images.tobytes()]
+
+    # A new file at the same path gets its own copy; the old file's copy goes.
+    other = np.flip(small_images, axis=0).copy()
+    os.utime(path, ns=(0, 0))  # another time of change, whatever the clock's resolution
+    expected = IdxFile("images", 2051, 5, write_idx(path, 2051, (5, 28, 28), other.tobytes()))
+    os.utime(path, ns=(10**9, 10**9))
+    np.testing.assert_array_equal(read_idx(path, expected), other)
+    (newer,) = cache.iterdir()
+    assert newer != copy and newer.read_bytes()[16:] == other.tobytes()
+
+
+def test_a_cache_folder_that_cannot_be_written_only_costs_speed(
+    tmp_path: Path, small_images: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "a file, not a folder"
+    blocked.write_text("")
+    monkeypatch.setattr(data.config, "CACHE_DIR", blocked / "cache")
+    path = tmp_path / "images.gz"
+    expected = IdxFile(
+        "images", 2051, 5, write_idx(path, 2051, (5, 28, 28), small_images.tobytes())
+    )
+    np.testing.assert_array_equal(read_idx(path, expected), small_images)
+    np.testing.assert_array_equal(read_idx(path, expected), small_images)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a file, not a folder", "images.gz"]
