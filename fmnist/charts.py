@@ -5,18 +5,30 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import plotly.graph_objects as go
-from plotly import colors
 
 from fmnist import imaging
 from fmnist.data import CLASS_NAMES
 from fmnist.evaluation import normalise_rows
 
+# Plotly is imported by the functions that draw with it, on their first call: Explore,
+# which has no Plotly chart, imports this module and opens sooner on a fresh server.
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
 # One colour per class, the same on every chart.
-CLASS_COLOURS = colors.qualitative.T10
+# Plotly's T10 (Tableau's ten), written out: Explore imports this module without Plotly.
+CLASS_COLOURS = (
+    "#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B",
+    "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC",
+)  # fmt: skip
+# Plotly's own default sequence, for runs (any number of them, in turn).
+RUN_COLOURS = (
+    "#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A",
+    "#19D3F3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52",
+)  # fmt: skip
 TRAIN_COLOUR, VALIDATION_COLOUR = "#1f77b4", "#ff7f0e"
 
 
@@ -124,6 +136,8 @@ def training_curves(
     ``epochs`` fixes the epoch axis at 0..epochs, so the curves grow across a frame
     that stays put; with no points at all the empty frame is drawn.
     """
+    import plotly.graph_objects as go
+
     traces: list[dict[str, Any]] = []
     for column, metric in enumerate(("loss", "accuracy"), start=1):
         axes = {"xaxis": f"x{column}", "yaxis": f"y{column}"}
@@ -178,11 +192,13 @@ def runs_comparison(
     that a fast network's curves end sooner); ``log_loss`` puts the loss on a log scale,
     where late epochs' small differences show.
     """
+    import plotly.graph_objects as go
+
     traces: list[dict[str, Any]] = []
     for index, (record, given) in enumerate(zip(records, labels, strict=True)):
         # Plotly draws tags in legend text (<a href>, <b>): a run's name is shown as text.
         label = html.escape(given)
-        colour = colors.qualitative.Plotly[index % 10]
+        colour = RUN_COLOURS[index % len(RUN_COLOURS)]
         history = record.get("history", [])
         xs = _run_axis(history, by)
         panels = (("accuracy", 1), ("loss", 2), ("learning_rate", 3))
@@ -248,6 +264,8 @@ def runs_parallel(records: Sequence[dict[str, Any]]) -> go.Figure:
     """Parallel coordinates: each run a line through its hyper-parameters and its network's
     size, ending at its test accuracy (the colour too), to see which settings go together
     with good runs."""
+    import plotly.graph_objects as go
+
     kept = [r for r in records if r.get("test_accuracy") is not None]
     dimensions = []
     for key, label in RUN_DIMENSIONS:
@@ -277,6 +295,8 @@ def confusion_difference(
     """Two runs' test confusion matrices side by side and their difference (second minus
     first): blue where the second run puts more pictures, red where it puts fewer. On the
     diagonal, blue is better; off it, red is."""
+    import plotly.graph_objects as go
+
     difference = np.asarray(second) - np.asarray(first)
     limit = max(1, int(np.abs(difference).max()))
     short = [name.split("/")[0][:8] for name in CLASS_NAMES]
@@ -337,6 +357,8 @@ def confusion_heatmap(
     marker nearest the mouse at any distance, so a click anywhere in a cell
     selects that cell; the selected one is tinted orange.
     """
+    import plotly.graph_objects as go
+
     values = normalise_rows(matrix) if normalised else matrix
     text = [[f"{v:.0%}" if normalised else f"{int(v)}" for v in row] for row in values]
     hover = "true %{y}<br>predicted %{x}<br>%{customdata} images<extra></extra>"
@@ -465,6 +487,8 @@ def heat_legend_html(
 
 def layer_separation(stages: Sequence[Any]) -> go.Figure:
     """Nearest-class-mean accuracy at each stage (``.name``, ``.kind``, ``.accuracy``)."""
+    import plotly.graph_objects as go
+
     names = [html.escape(stage.name) for stage in stages]  # an imported model names them
     figure = go.Figure(
         go.Scatter(
@@ -489,6 +513,8 @@ def layer_separation(stages: Sequence[Any]) -> go.Figure:
 
 def layer_health_curves(epochs: Sequence[int], health: Sequence[Sequence[dict]]) -> go.Figure:
     """Per layer across epochs: the weights' standard deviation, and the gradients' (log)."""
+    import plotly.graph_objects as go
+
     layers = [entry["layer"] for entry in health[0]]
     traces = []
     for index, layer in enumerate(layers):

@@ -15,6 +15,7 @@ registered with Pillow here.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import re
 import warnings
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from pillow_heif import register_heif_opener
 
 from fmnist import config
 from fmnist.data import IMAGE_SIZE
@@ -30,8 +30,6 @@ from fmnist.data import IMAGE_SIZE
 # Pillow refuses images above twice this with DecompressionBombError and warns
 # above it; the explicit check in decode() turns both into one clear message.
 Image.MAX_IMAGE_PIXELS = config.MAX_IMAGE_PIXELS
-# iPhones save photos as HEIC by default; without this Pillow cannot open them.
-register_heif_opener()
 
 ACCEPTED_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF", "TIFF", "HEIF"}
 ACCEPTED_EXTENSIONS = [
@@ -80,8 +78,19 @@ class PreparedImage:
     square: tuple[float, float, float] | None = None
 
 
+@functools.cache
+def _read_heic() -> None:
+    """iPhones save photos as HEIC by default: without this Pillow cannot open them.
+    On the first picture, not at import: loading libheif takes 40 ms, which pages that
+    read no picture (Explore) do not pay."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+
+
 def decode(payload: bytes) -> Image.Image:
     """Bytes -> an upright, fully loaded first frame, or ImageError."""
+    _read_heic()
     if not payload:
         raise ImageError("empty file")
     if len(payload) > config.MAX_UPLOAD_BYTES:

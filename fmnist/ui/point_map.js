@@ -13,6 +13,7 @@ const FADED = 0.06;
 const STAR = 9;
 
 export default function ({ parentElement, data, setTriggerValue }) {
+  if (!data) return undefined; // mounted empty only for the browser to load this code
   let root = parentElement.querySelector(".fmnist-map");
   if (!root) root = build(parentElement);
   const state = root.fmnistMap;

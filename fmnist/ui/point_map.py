@@ -31,6 +31,12 @@ def point_map(payload: dict[str, Any], key: str, on_pick: Callable[[], None]) ->
     _mount(data=payload, key=key, on_pick_change=on_pick, height="content")
 
 
+def load_point_map_code() -> None:
+    """An empty, invisible map: the browser loads the map's code (Streamlit's component
+    runtime and this file) now, and draws the real map sooner when it is asked for."""
+    _mount(data=None, key="fmnist_point_map_code", height="content")
+
+
 def picked_index(key: str) -> int | None:
     """The dataset index of the point just clicked on the map ``key``, if one was."""
     state = st.session_state.get(key)
