@@ -113,8 +113,16 @@ def draw_map_and_inspector(ds) -> None:
     # a click on the map reruns the page, and with it the inspector.
     with map_column:
         stats = ui.explore_stats()
-        size = st.select_slider(
-            "Images on the map", dataset_stats.PCA_SIZES, value=3000, key=KEY + "pca_n"
+        # Buttons, not a slider: the first tab's pills already loaded their code, where a
+        # slider's (with the number and date formatting libraries it brings) is 120 KB more
+        # for the browser to fetch and compile when this tab opens.
+        size = st.segmented_control(
+            "Images on the map",
+            dataset_stats.PCA_SIZES,
+            default=3000,
+            required=True,
+            format_func=lambda n: f"{n:,}",
+            key=KEY + "pca_n",
         )
         indices, coordinates = stats.pca_sample(size)
         points = charts.pca_map(
