@@ -143,6 +143,11 @@ def test_a_point_on_the_map_is_inspected_beside_it_and_plus_goes_on_from_it(
     wait_until_idle(page)
     expect(index_box(page)).to_have_value(str(index + 1))
     expect(inspected(page, f"#{index + 1}:")).to_be_visible()
+    # The point picked before is picked again by a click, though the map did not change.
+    page.mouse.click(x, y)
+    wait_until_idle(page)
+    expect(index_box(page)).to_have_value(str(index))
+    expect(inspected(page, f"#{index}:")).to_be_visible()
     # The whole tab without Plotly: its 4.7 MB of JavaScript was never fetched.
     resources = page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)")
     assert not [name for name in resources if "Plotly" in name]
