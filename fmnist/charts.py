@@ -83,22 +83,34 @@ def pca_map(
     """What the map of images (``fmnist.ui.point_map``) draws, as plain JSON: one point per
     image at ``coordinates``, coloured by class and known by its dataset ``indices``; the
     axes named after the share of variance they ``explained``; ``stars``: (name, x, y) of
-    the user's own pictures; ``picked``: the index shown ringed.
+    the user's own pictures; ``picked``: the index shown ringed. Points and stars with a
+    coordinate that is not a finite number are left out.
 
-    Coordinates are rounded to 0.01 of the map's range: 3,000 points weigh about 60 KB.
+    Each axis is rounded to about a thousandth of its own range: 3,000 points weigh about
+    65 KB, and no dot moves by a visible fraction of a pixel.
     """
-    span = float(np.ptp(coordinates)) if len(coordinates) else 1.0
-    digits = max(0, int(np.ceil(-np.log10(max(span, 1e-9) / 100))))
+    coordinates = np.asarray(coordinates, dtype=float).reshape(-1, 2)
+    finite = np.isfinite(coordinates).all(axis=1)
+    coordinates = coordinates[finite]
+    axes = []
+    for values in coordinates.T:
+        span = float(np.ptp(values)) if len(values) else 0.0
+        digits = int(np.clip(np.ceil(3 - np.log10(span)), 0, 12)) if span > 0 else 3
+        axes.append(np.round(values, digits).tolist())
     return {
-        "x": np.round(coordinates[:, 0].astype(float), digits).tolist(),
-        "y": np.round(coordinates[:, 1].astype(float), digits).tolist(),
-        "label": np.asarray(labels, dtype=int).tolist(),
-        "index": np.asarray(indices, dtype=int).tolist(),
+        "x": axes[0],
+        "y": axes[1],
+        "label": np.asarray(labels, dtype=int)[finite].tolist(),
+        "index": np.asarray(indices, dtype=int)[finite].tolist(),
         "classes": list(CLASS_NAMES),
         "colours": list(CLASS_COLOURS),
         "xTitle": f"PC 1 ({explained[0]:.0%} of variance)",
         "yTitle": f"PC 2 ({explained[1]:.0%} of variance)",
-        "stars": [{"name": str(n), "x": float(x), "y": float(y)} for n, x, y in stars],
+        "stars": [
+            {"name": str(n), "x": float(x), "y": float(y)}
+            for n, x, y in stars
+            if np.isfinite(x) and np.isfinite(y)
+        ],
         "picked": None if picked is None else int(picked),
         "height": height,
     }

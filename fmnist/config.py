@@ -20,8 +20,8 @@ DEBIAN_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 # Where keras.datasets.fashion_mnist.load_data() keeps its download.
 KERAS_CACHE_DIR = Path.home() / ".keras" / "datasets" / "fashion-mnist"
 
-# Decompressed copies of the gzipped dataset files (55 MB): reading them takes 0.05 s
-# where decompressing takes 0.3 s, on every server's and every worker's first load.
+# Decompressed copies of the gzipped dataset files (55 MB): the dataset loads in 0.07 s
+# from them instead of 0.38 s, on every server's and every worker's first load.
 CACHE_DIR = Path(
     os.environ.get("FMNIST_CACHE_DIR")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fmnist-studio"

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +139,7 @@ def read_idx(path: Path, expected: IdxFile, verify_checksum: bool = True) -> np.
     the copy goes through the same checks, and a damaged one is replaced.
     """
     copy = _decompressed_copy(path) if path.suffix == ".gz" else None
-    if copy is not None and copy.is_file():
+    if copy is not None and _size(copy) == _idx_size(expected):
         try:
             return _checked_array(copy.read_bytes(), path, expected, verify_checksum)
         except (OSError, DataError) as error:
@@ -155,31 +156,57 @@ def read_idx(path: Path, expected: IdxFile, verify_checksum: bool = True) -> np.
     return array
 
 
-def _decompressed_copy(path: Path) -> Path | None:
+def _idx_size(expected: IdxFile) -> int:
+    """The bytes of the decompressed file: its header and its items."""
+    if expected.magic == _IMAGES_MAGIC:
+        return 16 + expected.count * IMAGE_SIZE * IMAGE_SIZE
+    return 8 + expected.count
+
+
+def _size(path: Path) -> int | None:
     try:
-        found = path.stat()
-        source = f"{path.resolve()}:{found.st_size}:{found.st_mtime_ns}"
+        return path.stat().st_size
     except OSError:
         return None
-    tag = hashlib.sha256(source.encode()).hexdigest()[:16]
-    return config.CACHE_DIR / f"{path.name.removesuffix('.gz')}-{tag}"
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _decompressed_copy(path: Path) -> Path | None:
+    """``<name>-<where>-<which version>``: the copies of each source folder's file apart."""
+    try:
+        found = path.stat()
+        where = str(path.resolve())
+    except OSError:
+        return None
+    version = _short_hash(f"{found.st_size}:{found.st_mtime_ns}")
+    return config.CACHE_DIR / f"{path.name.removesuffix('.gz')}-{_short_hash(where)}-{version}"
 
 
 def _keep_copy(copy: Path, raw: bytes) -> None:
-    """Write ``copy`` whole or not at all (a temporary file, renamed); older copies of the
-    same file go. A folder that cannot be written only costs the next load its speed."""
+    """Write ``copy`` whole or not at all (a temporary file, renamed); the copies of older
+    versions of the same file go, and any temporary file over an hour old (a process
+    killed while writing). A folder that cannot be written only costs the next load its
+    speed."""
     part: Path | None = None
     try:
         copy.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=copy.parent, prefix=".part-", delete=False) as out:
             part = Path(out.name)
             out.write(raw)
+        os.chmod(part, 0o644)  # a cache folder shared by several users serves them all
         os.replace(part, copy)
         part = None
-        stem = copy.name.rsplit("-", 1)[0]
-        for older in copy.parent.glob(f"{stem}-*"):
+        same_file = copy.name.rsplit("-", 1)[0]
+        for older in copy.parent.glob(f"{same_file}-*"):
             if older != copy:
                 older.unlink(missing_ok=True)
+        for stale in copy.parent.glob(".part-*"):
+            with contextlib.suppress(OSError):
+                if time.time() - stale.stat().st_mtime > 3600:
+                    stale.unlink()
     except OSError as error:
         log.info("%s: not kept (%s)", copy, error)
     finally:

@@ -130,7 +130,7 @@ def draw_map_and_inspector(ds) -> None:
             ds.y_train[indices],
             indices,
             stats.pca_explained,
-            picked=st.session_state.get(INDEX),
+            picked=st.session_state.setdefault(INDEX, 0),  # the inspected image, ringed
         )
         point_map(points, KEY + "pca", _inspect_map_point)
         st.caption(

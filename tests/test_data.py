@@ -173,3 +173,30 @@ def test_a_cache_folder_that_cannot_be_written_only_costs_speed(
     np.testing.assert_array_equal(read_idx(path, expected), small_images)
     np.testing.assert_array_equal(read_idx(path, expected), small_images)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a file, not a folder", "images.gz"]
+
+
+def test_two_folders_keep_their_own_copies_and_a_failed_write_leaves_nothing(
+    tmp_path: Path, small_images: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(data.config, "CACHE_DIR", cache)
+    expected = None
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        path = tmp_path / folder / "images.gz"
+        expected = IdxFile(
+            "images", 2051, 5, write_idx(path, 2051, (5, 28, 28), small_images.tobytes())
+        )
+        read_idx(path, expected)
+    assert len(list(cache.iterdir())) == 2  # neither evicts the other's copy
+    assert all(copy.stat().st_mode & 0o777 == 0o644 for copy in cache.iterdir())
+
+    def full_disk(source: object, destination: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(data.os, "replace", full_disk)
+    path = tmp_path / "c.gz"
+    assert expected is not None
+    write_idx(path, 2051, (5, 28, 28), small_images.tobytes())
+    np.testing.assert_array_equal(read_idx(path, expected), small_images)
+    assert len(list(cache.iterdir())) == 2  # no half-written file left behind

@@ -95,10 +95,10 @@ def test_the_map_sends_each_point_once_with_its_index_and_class(dataset: Dataset
     assert {len(payload[column]) for column in ("x", "y", "label", "index")} == {1000}
     assert payload["index"] == indices.tolist() and payload["label"] == labels.tolist()
     assert payload["classes"] == list(CLASS_NAMES) and len(payload["colours"]) == 10
-    # Rounded to a hundredth of the map's range, no more.
-    span = np.ptp(points)
-    assert np.abs(np.array(payload["x"]) - points[:, 0]).max() <= span / 200
-    assert np.abs(np.array(payload["y"]) - points[:, 1]).max() <= span / 200
+    # Each axis rounded to about a thousandth of its own range, no more.
+    for axis, column in enumerate(("x", "y")):
+        error = np.abs(np.array(payload[column]) - points[:, axis]).max()
+        assert error <= np.ptp(points[:, axis]) / 2000
     assert len(json.dumps(payload)) < 40 * 1000  # about 30 bytes a point
     share = f"{stats.pca_explained[0]:.0%}"
     assert payload["xTitle"] == f"PC 1 ({share} of variance)"
@@ -106,6 +106,24 @@ def test_the_map_sends_each_point_once_with_its_index_and_class(dataset: Dataset
     assert payload["picked"] == 7
     plain = charts.pca_map(points, labels, indices, stats.pca_explained)
     assert plain["stars"] == [] and plain["picked"] is None
+
+
+def test_the_maps_narrow_axis_keeps_its_detail_and_bad_numbers_are_left_out() -> None:
+    rng = np.random.default_rng(0)
+    points = np.column_stack([rng.uniform(-300, 300, 500), rng.uniform(-0.01, 0.01, 500)])
+    points[7] = (np.nan, 0.0)
+    points[9] = (1.0, np.inf)
+    stars = [("fine", 1.0, 0.0), ("broken", np.nan, 0.0)]
+    labels, indices = np.arange(500) % 10, np.arange(500) + 1000
+    payload = charts.pca_map(points, labels, indices, np.array([0.5, 0.1]), stars)
+    kept = np.isfinite(points).all(axis=1)
+    assert payload["index"] == indices[kept].tolist() and len(payload["y"]) == 498
+    assert payload["label"] == labels[kept].tolist()
+    # The y axis spans 0.02: its values keep their differences (not all rounded to 0).
+    assert len(set(payload["y"])) > 400
+    assert np.abs(np.array(payload["y"]) - points[kept, 1]).max() <= 0.02 / 2000
+    assert [star["name"] for star in payload["stars"]] == ["fine"]
+    json.dumps(payload, allow_nan=False)  # no NaN or Infinity, which browsers refuse
 
 
 def test_a_projection_keeps_the_two_widest_directions_and_places_new_points_alike() -> None:

@@ -105,6 +105,9 @@ def test_explore_draws_its_charts_and_inspects_an_image() -> None:
             assert [b.count("<img ") for b in bodies if "fmnist-grid" in b] == [10, 10]
         if tab == "🔬 One image and the map":  # the inspected image: a table of its pixels
             assert [b.count("<td") for b in bodies if "fmnist-pixels" in b] == [784]
+            (points,) = [json.loads(m.proto.json) for m in app.get("bidi_component")]
+            assert len(points["x"]) == len(set(points["index"])) == 3000  # the default size
+            assert points["picked"] == 0  # the inspected image, ringed
     assert maps == 1
     app.number_input(key="explore_index").set_value(123).run()
     assert any("**Index:** 123" in m.value for m in app.markdown)

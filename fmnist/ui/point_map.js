@@ -32,14 +32,15 @@ function build(parent) {
   root.className = "fmnist-map";
   root.innerHTML = `<style>
 .fmnist-map { position: relative; font-family: "Source Sans Pro", sans-serif; }
-.fmnist-map canvas { display: block; cursor: crosshair; touch-action: manipulation; }
+.fmnist-map canvas { display: block; width: 100%; cursor: crosshair;
+  touch-action: manipulation; }
 .fmnist-map .fmnist-map-tip { position: absolute; pointer-events: none; display: none;
   background: rgba(255,255,255,.96); border: 1px solid #bbb; border-radius: 4px;
   padding: 4px 8px; font-size: 13px; line-height: 1.35; white-space: nowrap;
   box-shadow: 0 1px 4px rgba(0,0,0,.15); z-index: 2; }
 .fmnist-map .fmnist-map-tip.visible { display: block; }
-.fmnist-map .fmnist-map-legend { display: grid; grid-template-columns: repeat(5, auto);
-  justify-content: center; gap: 2px 14px; margin-top: 4px; font-size: 12px; }
+.fmnist-map .fmnist-map-legend { display: grid; margin: 4px 0 0 40px; gap: 2px 8px;
+  grid-template-columns: repeat(auto-fit, minmax(84px, 1fr)); font-size: 12px; }
 .fmnist-map .fmnist-map-legend button { all: unset; cursor: pointer; display: flex;
   align-items: center; gap: 5px; padding: 1px 3px; border-radius: 3px; }
 .fmnist-map .fmnist-map-legend button:hover { background: #f0f2f6; }
@@ -76,6 +77,7 @@ function build(parent) {
   });
   canvas.addEventListener("pointerleave", () => tip.classList.remove("visible"));
   canvas.addEventListener("click", (event) => {
+    if (event.detail > 1) return; // the second click of a double-click: not a pick
     const found = nearest(root, event);
     if (!found || found.point === undefined) return;
     state.picked = state.data.index[found.point];
@@ -94,6 +96,15 @@ function drawLegend(root) {
   const state = root.fmnistMap;
   const d = state.data;
   const legend = root.querySelector(".fmnist-map-legend");
+  const all = document.createElement("button");
+  all.type = "button";
+  all.textContent = "✕ all classes";
+  all.title = "Show every class again (or double-click the map)";
+  all.addEventListener("click", () => {
+    state.shown = null;
+    drawLegend(root);
+    draw(root);
+  });
   legend.replaceChildren(
     ...d.classes.map((name, label) => {
       const button = document.createElement("button");
@@ -116,6 +127,7 @@ function drawLegend(root) {
       });
       return button;
     }),
+    ...(state.shown ? [all] : []),
   );
 }
 
@@ -155,7 +167,12 @@ function ticks(low, high, count) {
   const power = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
   const out = [];
-  for (let v = Math.ceil(low / step) * step; v <= high; v += step) out.push(+v.toFixed(10));
+  if (!(step > 0) || !isFinite(step)) return out;
+  // Counted in whole steps (v += step can stop moving where the numbers are large).
+  const digits = Math.max(0, -Math.floor(Math.log10(step)));
+  for (let k = Math.ceil(low / step); k * step <= high && out.length < 50; k++) {
+    out.push({ value: k * step, text: format(k * step, digits) });
+  }
   return out;
 }
 
@@ -169,8 +186,7 @@ function draw(root) {
   const ratio = window.devicePixelRatio || 1;
   canvas.width = Math.round(s.width * ratio);
   canvas.height = Math.round(s.height * ratio);
-  canvas.style.width = `${s.width}px`;
-  canvas.style.height = `${s.height}px`;
+  canvas.style.height = `${s.height}px`; // its width follows the column (CSS)
   const g = canvas.getContext("2d");
   g.setTransform(ratio, 0, 0, ratio, 0, 0);
   g.clearRect(0, 0, s.width, s.height);
@@ -182,23 +198,25 @@ function draw(root) {
   g.lineWidth = 1;
   g.textAlign = "center";
   g.textBaseline = "top";
-  for (const v of ticks(s.x0, s.x1, Math.max(2, Math.floor((s.right - s.left) / 70)))) {
-    const x = Math.round(s.sx(v)) + 0.5;
+  const columns = Math.max(2, Math.floor((s.right - s.left) / 70));
+  for (const { value, text } of ticks(s.x0, s.x1, columns)) {
+    const x = Math.round(s.sx(value)) + 0.5;
     g.beginPath();
     g.moveTo(x, s.top);
     g.lineTo(x, s.bottom);
     g.stroke();
-    g.fillText(format(v), x, s.bottom + 4);
+    g.fillText(text, x, s.bottom + 4);
   }
   g.textAlign = "right";
   g.textBaseline = "middle";
-  for (const v of ticks(s.y0, s.y1, Math.max(2, Math.floor((s.bottom - s.top) / 50)))) {
-    const y = Math.round(s.sy(v)) + 0.5;
+  const rows = Math.max(2, Math.floor((s.bottom - s.top) / 50));
+  for (const { value, text } of ticks(s.y0, s.y1, rows)) {
+    const y = Math.round(s.sy(value)) + 0.5;
     g.beginPath();
     g.moveTo(s.left, y);
     g.lineTo(s.right, y);
     g.stroke();
-    g.fillText(format(v), s.left - 5, y);
+    g.fillText(text, s.left - 5, y);
   }
   g.strokeStyle = "#888";
   g.strokeRect(s.left + 0.5, s.top + 0.5, s.right - s.left, s.bottom - s.top);
@@ -298,8 +316,8 @@ function nearest(root, event) {
   return best;
 }
 
-function format(v) {
-  return Math.abs(v) >= 1000 || Number.isInteger(v) ? String(Math.round(v)) : String(+v.toFixed(2));
+function format(v, digits) {
+  return (Math.abs(v) < 1e-12 ? 0 : v).toFixed(Math.min(digits, 6));
 }
 
 function escapeHtml(text) {
