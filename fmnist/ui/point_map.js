@@ -201,10 +201,7 @@ function draw(root) {
   const columns = Math.max(2, Math.floor((s.right - s.left) / 70));
   for (const { value, text } of ticks(s.x0, s.x1, columns)) {
     const x = Math.round(s.sx(value)) + 0.5;
-    g.beginPath();
-    g.moveTo(x, s.top);
-    g.lineTo(x, s.bottom);
-    g.stroke();
+    line(g, x, s.top, x, s.bottom);
     g.fillText(text, x, s.bottom + 4);
   }
   g.textAlign = "right";
@@ -212,10 +209,7 @@ function draw(root) {
   const rows = Math.max(2, Math.floor((s.bottom - s.top) / 50));
   for (const { value, text } of ticks(s.y0, s.y1, rows)) {
     const y = Math.round(s.sy(value)) + 0.5;
-    g.beginPath();
-    g.moveTo(s.left, y);
-    g.lineTo(s.right, y);
-    g.stroke();
+    line(g, s.left, y, s.right, y);
     g.fillText(text, s.left - 5, y);
   }
   g.strokeStyle = "#888";
@@ -271,6 +265,13 @@ function draw(root) {
   );
   // One attribute change at the end of each drawing: tests and benchmarks wait for it.
   canvas.dataset.drawn = String((+canvas.dataset.drawn || 0) + 1);
+}
+
+function line(g, x0, y0, x1, y1) {
+  g.beginPath();
+  g.moveTo(x0, y0);
+  g.lineTo(x1, y1);
+  g.stroke();
 }
 
 function drawStar(g, x, y) {
