@@ -136,8 +136,8 @@ def draw_map_and_inspector(ds) -> None:
         st.caption(
             "A 2-D map of the data (PCA): each point is one training image, placed along the "
             "two directions in which the images differ most. **Click a point** to look at its "
-            "pixels on the right; click a class in the legend to see it alone (double-click "
-            "the map to see them all again)."
+            'pixels on the right; click a class in the legend to see it alone ("✕ all '
+            'classes", or a double-click on the map, shows them all again).'
         )
     # The 784 numbers need the page's width to be read: below both columns. A placeholder
     # holds one element, which each rerun of the inspector replaces (not adds to).

@@ -12,12 +12,14 @@ bench/pages.py (`python -m bench --only pages`).
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from fmnist import dataset_stats
 from fmnist.data import CLASS_NAMES, Dataset
 
 from .browser_support import (
@@ -151,6 +153,36 @@ def test_a_point_on_the_map_is_inspected_beside_it_and_plus_goes_on_from_it(
     # The whole tab without Plotly: its 4.7 MB of JavaScript was never fetched.
     resources = page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)")
     assert not [name for name in resources if "Plotly" in name]
+    assert_no_exception(page)
+
+
+def test_the_legend_shows_one_class_alone_and_all_of_them_again(
+    page: Page, server: Server, dataset: Dataset
+) -> None:
+    open_explore(page, server, MAP_TAB)
+    chart = pca_map(page)
+    expect(chart).to_have_attribute("aria-label", re.compile(r"^A map of 3000 images, 3000 shown"))
+    legend = page.locator(".fmnist-map-legend")
+    legend.get_by_role("button", name="Sneaker").click()
+    # The sneakers among the map's 3,000 images, drawn by the browser alone (no rerun).
+    stats = dataset_stats.explore_stats(dataset.x_train, dataset.y_train)
+    indices, _ = stats.pca_sample(3000)
+    sneakers = int((dataset.y_train[indices] == CLASS_NAMES.index("Sneaker")).sum())
+    expect(chart).to_have_attribute("aria-label", re.compile(rf" {sneakers} shown"))
+    legend.get_by_role("button", name="Bag").click(modifiers=["Shift"])
+    bags = int((dataset.y_train[indices] == CLASS_NAMES.index("Bag")).sum())
+    expect(chart).to_have_attribute("aria-label", re.compile(rf" {sneakers + bags} shown"))
+    legend.get_by_role("button", name="all classes").click()
+    expect(chart).to_have_attribute("aria-label", re.compile(" 3000 shown"))
+    expect(legend.get_by_role("button", name="all classes")).to_have_count(0)
+    # A double-click on the map, away from any point, shows every class too; it picks nothing.
+    legend.get_by_role("button", name="Coat").click()
+    expect(chart).to_have_attribute("aria-label", re.compile(r" [1-9]\d* shown"))
+    before = index_box(page).input_value()
+    chart.dblclick(position={"x": 4, "y": 4})  # the margin, outside the plotted frame
+    expect(chart).to_have_attribute("aria-label", re.compile(" 3000 shown"))
+    wait_until_idle(page)
+    expect(index_box(page)).to_have_value(before)
     assert_no_exception(page)
 
 
