@@ -9,6 +9,7 @@
 const PAD = { left: 58, right: 14, top: 10, bottom: 42 };
 const DOT = 2.6; // radius in CSS pixels
 const HIT = 7; // how near the pointer a dot must be to be hovered or clicked
+const HIT_TOUCH = 16; // a finger is less precise than a mouse
 const FADED = 0.06;
 const STAR = 9;
 
@@ -290,6 +291,7 @@ function drawStar(g, x, y) {
 }
 
 function nearest(root, event) {
+  const reach = event.pointerType === "touch" ? HIT_TOUCH : HIT;
   const state = root.fmnistMap;
   const d = state.data;
   const s = scales(root);
@@ -297,7 +299,7 @@ function nearest(root, event) {
   const px = event.clientX - box.left;
   const py = event.clientY - box.top;
   let best = null;
-  let bestDistance = HIT * HIT;
+  let bestDistance = reach * reach;
   d.stars.forEach((star, k) => {
     const dx = s.sx(star.x) - px;
     const dy = s.sy(star.y) - py;
