@@ -40,8 +40,8 @@ function build(parent) {
   padding: 4px 8px; font-size: 13px; line-height: 1.35; white-space: nowrap;
   box-shadow: 0 1px 4px rgba(0,0,0,.15); z-index: 2; }
 .fmnist-map .fmnist-map-tip.visible { display: block; }
-.fmnist-map .fmnist-map-legend { display: grid; margin: 4px 0 0 40px; gap: 2px 8px;
-  grid-template-columns: repeat(auto-fit, minmax(84px, 1fr)); font-size: 12px; }
+.fmnist-map .fmnist-map-legend { display: grid; margin: 4px 0 0 20px; gap: 2px 6px;
+  grid-template-columns: repeat(auto-fit, minmax(76px, 1fr)); font-size: 12px; }
 .fmnist-map .fmnist-map-legend button { all: unset; cursor: pointer; display: flex;
   align-items: center; gap: 5px; padding: 1px 3px; border-radius: 3px; }
 .fmnist-map .fmnist-map-legend button:hover { background: #f0f2f6; }
