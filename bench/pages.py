@@ -181,8 +181,8 @@ def interactions(page) -> list[tuple[str, Callable[[], None], Callable[[], None]
         ("Index: +", nothing, lambda: page.get_by_test_id("stNumberInputStepUp").click()),
         ("Show values (on)", nothing, click_text("Show values")),
         ("Show values (off)", nothing, click_text("Show values")),
-        ("PCA: images on the map", nothing, lambda: page.get_by_test_id("stButtonGroup")
-         .filter(has_text="Images on the map").get_by_role("button", name="2,000").click()),
+        ("PCA: images on the map", nothing, lambda: page.locator(".st-key-explore_pca_n")
+         .get_by_role("radio", name="2,000").click()),
         ("PCA: click a point", find_point, lambda: page.mouse.click(*aim[0])),
         ("Tab: Average garments", nothing, tab("Average garments")),
         ("Tab: Pixel intensities", nothing, tab("Pixel intensities")),

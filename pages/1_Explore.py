@@ -2,7 +2,7 @@
 
 This page never imports TensorFlow, so that it opens fast. Its parts are lazy tabs: only
 the open one runs and is drawn. It loads no charting library (Plotly's 4.7 MB of JavaScript
-cost a first-time visitor's browser over a second, Vega-Lite's 1.5 MB most of one): pictures
+cost a first-time visitor's browser over a second, Vega-Lite's 1.2 MB most of one): pictures
 are HTML, and the map is a canvas of our own (fmnist.ui.point_map). Each part with widgets
 is a fragment, so that a click reruns that part only, except the map, whose click changes
 the inspector beside it; what the parts show is computed once per server
