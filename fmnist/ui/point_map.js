@@ -3,8 +3,8 @@
 // for the same point), a click on the legend shows one class alone, a double-click on the
 // map shows them all again. Stars are the user's own pictures.
 //
-// Plain canvas code rather than a charting library: the page loads nothing but this
-// file, and 3,000 dots draw in a few milliseconds.
+// Plain canvas code rather than a charting library: the page loads this file (12 KB) and
+// Streamlit's component runtime (15 KB), and 3,000 dots draw in a few milliseconds.
 
 const PAD = { left: 58, right: 14, top: 10, bottom: 42 };
 const DOT = 2.6; // radius in CSS pixels

@@ -1,8 +1,9 @@
 """The map of images that Explore and Predict draw: a Streamlit component of our own.
 
-A canvas drawn by ``point_map.js`` (no charting library): the page loads about 10 KB for
-it, where Vega-Lite's 1.2 MB of JavaScript made opening Explore's map tab take over a
-second on this machine, and Plotly's 4.7 MB more. The points come from
+A canvas drawn by ``point_map.js`` (no charting library): the page loads about 27 KB for
+it (that file and Streamlit's component runtime), where Vega-Lite's 1.2 MB of JavaScript
+made opening Explore's map tab take over a second on this machine, and Plotly's 4.7 MB
+more. The points come from
 ``fmnist.charts.pca_map``; a click on one reruns the page with its dataset index.
 """
 
