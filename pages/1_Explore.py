@@ -148,8 +148,7 @@ def draw_map_and_inspector(ds) -> None:
 
 @st.fragment
 def draw_inspector(ds, values_slot) -> None:
-    last = len(ds.y_train) - 1
-    st.session_state.setdefault(INDEX, 0)
+    last = len(ds.y_train) - 1  # INDEX has its default already: the map sets it
     box, values = st.columns([3, 2], vertical_alignment="bottom")
     index = box.number_input(
         f"Image index (0–{last:,})",

@@ -19,10 +19,12 @@ export default function ({ parentElement, data, setTriggerValue }) {
   if (!root) root = build(parentElement);
   const state = root.fmnistMap;
   state.data = data;
+  // The span of the dots and stars, padded: once per run, not at each move of the mouse.
+  state.xRange = padded(data.x.concat(data.stars.map((star) => star.x)));
+  state.yRange = padded(data.y.concat(data.stars.map((star) => star.y)));
   state.pick = (index) => setTriggerValue("pick", index);
   // The point the page inspects; a click shows its ring before the page answers.
   state.picked = data.picked ?? null;
-  if (state.shown && state.shown.size === 0) state.shown = null;
   drawLegend(root);
   draw(root);
   return undefined; // the elements and their listeners stay for the next run
@@ -54,14 +56,13 @@ function build(parent) {
   parent.appendChild(root);
   const canvas = root.querySelector("canvas");
   const tip = root.querySelector(".fmnist-map-tip");
-  const state = (root.fmnistMap = { shown: null, hover: null });
+  const state = (root.fmnistMap = { shown: null });
   // Redrawn when the column's width changes (its first report, at once, is not a change).
   new ResizeObserver(() => {
     if (root.clientWidth !== state.width) draw(root);
   }).observe(root);
   canvas.addEventListener("pointermove", (event) => {
     const found = nearest(root, event);
-    state.hover = found;
     if (!found) {
       tip.classList.remove("visible");
       return;
@@ -133,13 +134,11 @@ function drawLegend(root) {
 }
 
 function scales(root) {
-  const d = root.fmnistMap.data;
+  const state = root.fmnistMap;
   const width = root.clientWidth;
-  const height = d.height;
-  const xs = d.x.concat(d.stars.map((s) => s.x));
-  const ys = d.y.concat(d.stars.map((s) => s.y));
-  const [x0, x1] = padded(xs);
-  const [y0, y1] = padded(ys);
+  const height = state.data.height;
+  const [x0, x1] = state.xRange;
+  const [y0, y1] = state.yRange;
   const left = PAD.left;
   const right = width - PAD.right;
   const top = PAD.top;
