@@ -37,38 +37,44 @@ PIXEL_GRID_STYLE = """<style>
   font-variant-numeric: tabular-nums; }
 .fmnist-pixels caption { caption-side: top; text-align: left; font-weight: 600;
   font-size: 15px; padding-bottom: 8px; }
-.fmnist-pixels td { width: 15px; height: 15px; padding: 0; }
-.fmnist-pixels.values td { width: 22px; height: 21px; font-size: 10px; text-align: center; }
+.fmnist-pixels td { width: 22px; height: 21px; padding: 0; font-size: 10px;
+  text-align: center; }
 .fmnist-pixels th { font-weight: 400; font-size: 9px; color: #808495; padding: 0 2px; }
 </style>"""
 
 
-def pixel_grid_html(image: np.ndarray, title: str, values: bool = False) -> str:
-    """The 28x28 picture as a table of cells, each shaded by its value, which shows on
-    hover; with ``values``, written in its cell too (as seed 004 prints them). Row and
-    column numbers at the edges.
+def pixel_values_html(image: np.ndarray, title: str) -> str:
+    """The picture's values as a table, each written in its cell and shaded by it (as seed
+    004 prints them), its row and column on hover, the row and column numbers at the edges.
 
-    A table, not a Plotly heatmap: the browser draws it in milliseconds without loading
-    Plotly's 4.7 MB of JavaScript (Plotly also measured each of the 784 labels, about a
-    second), and its numbers can be selected and copied.
+    A table, where the picture alone is a canvas (``pixel_picture``): its numbers can be
+    selected and copied, and the browser draws it in milliseconds without Plotly (whose
+    heatmap measured each of the 784 labels, about a second).
     """
     header = "".join(f"<th>{column}</th>" for column in range(image.shape[1]))
     rows = []
     for number, row in enumerate(image.tolist()):
         cells = "".join(
             f'<td title="row {number}, column {column}: {v}" style="background:'
-            f"#{v:02x}{v:02x}{v:02x}"
-            + (f';color:{"#000" if v > 127 else "#fff"}">{v}' if values else '">')
-            + "</td>"
+            f'#{v:02x}{v:02x}{v:02x};color:{"#000" if v > 127 else "#fff"}">{v}</td>'
             for column, v in enumerate(row)
         )
         rows.append(f"<tr><th>{number}</th>{cells}</tr>")
-    kind = "fmnist-pixels values" if values else "fmnist-pixels"
     return (
-        f'{PIXEL_GRID_STYLE}<div style="overflow-x:auto"><table class="{kind}">'
+        f'{PIXEL_GRID_STYLE}<div style="overflow-x:auto"><table class="fmnist-pixels values">'
         f"<caption>{html.escape(title)}</caption><tr><th></th>{header}</tr>{''.join(rows)}"
         "</table></div>"
     )
+
+
+def pixel_picture(image: np.ndarray, title: str) -> dict[str, Any]:
+    """What the inspected image (``fmnist.ui.pixel_picture``) draws, as plain JSON: the
+    values of ``image`` (2-D, 0-255) row by row, its size and its ``title``."""
+    pixels = np.clip(np.asarray(image), 0, 255).round().astype(np.uint8)
+    if pixels.ndim != 2:
+        raise ValueError(f"a picture is 2-D; got the shape {pixels.shape}")
+    rows, columns = pixels.shape
+    return {"pixels": pixels.ravel().tolist(), "rows": rows, "columns": columns, "title": title}
 
 
 def pca_map(

@@ -69,10 +69,10 @@ def test_explore(page: Page, server: Server) -> None:
     page.get_by_role("button", name="Reshuffle").click()
     wait_until_idle(page)
     screenshot(page, "explore")
-    # Tab by tab, only the open tab is drawn: the map (a canvas) and the inspected image
-    # (a table of pixels), the mean and spread pictures of each class, the ten histograms.
+    # Tab by tab, only the open tab is drawn: the map and the inspected image (two
+    # canvases), the mean and spread pictures of each class, the ten histograms.
     tabs = (
-        ("One image and the map", ".fmnist-map canvas[data-drawn], table.fmnist-pixels", 2),
+        ("One image and the map", ".fmnist-map canvas[data-drawn], .fmnist-picture canvas", 2),
         ("Average garments", ".fmnist-grid img", 20),
         ("Pixel", ".fmnist-hist img", 10),
     )

@@ -109,8 +109,16 @@ def pca_map(page: Page) -> Locator:
 
 
 def inspected(page: Page, text: str) -> Locator:
-    """The inspector's picture (a table of pixels) whose caption has ``text``."""
-    return page.locator("table.fmnist-pixels").filter(has=page.locator("caption", has_text=text))
+    """The inspector's picture (a canvas of pixels) whose caption has ``text``."""
+    return page.locator(".fmnist-picture").filter(has=page.locator("figcaption", has_text=text))
+
+
+def cell_centre(canvas: Locator, row: int, column: int) -> tuple[float, float]:
+    """Where a cell of the inspected picture is on the page (pixel_picture.js: 18 px of
+    row and column numbers, then cells of 15 px)."""
+    box = canvas.bounding_box()
+    assert box
+    return box["x"] + 18 + (column + 0.5) * 15, box["y"] + 18 + (row + 0.5) * 15
 
 
 def index_box(page: Page) -> Locator:
@@ -276,12 +284,25 @@ def test_show_values_writes_every_pixel_value_in_its_cell(
     page.get_by_text("Show values", exact=True).click()
     wait_until_idle(page)
     expect(cells).to_have_count(0)
-    # The picture stays, its values on hover.
-    expect(page.locator("table.fmnist-pixels td")).to_have_count(28 * 28)
+    # The picture stays: each cell shaded by its value, which shows on hover.
+    expect(page.locator("table.fmnist-pixels")).to_have_count(0)
     first = dataset.x_train[0]
-    expect(page.locator("table.fmnist-pixels td").nth(14 + 5 * 28)).to_have_attribute(
-        "title", f"row 5, column 14: {first[5, 14]}"
-    )
+    canvas = inspected(page, "#0:").locator("canvas")
+    for row, column in ((5, 14), (9, 14), (0, 0), (27, 27)):
+        shade = canvas.evaluate(
+            "(c, [x, y]) => Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data)",
+            [18 + (column + 0.5) * 15, 18 + (row + 0.5) * 15],  # device pixels at ratio 1
+        )
+        value = int(first[row, column])
+        assert shade == [value, value, value, 255], (row, column, shade)
+    tip = page.locator(".fmnist-picture-tip.visible")
+    page.mouse.move(*cell_centre(canvas, 5, 14))
+    expect(tip).to_have_text(f"row 5, column 14: {first[5, 14]}")
+    expect(page.locator(".fmnist-picture-cell.visible")).to_be_visible()
+    page.mouse.move(*cell_centre(canvas, 27, 0))
+    expect(tip).to_have_text(f"row 27, column 0: {first[27, 0]}")
+    page.mouse.move(*cell_centre(canvas, -1, 5))  # the column numbers: no cell
+    expect(tip).to_have_count(0)
     assert_no_exception(page)
 
 

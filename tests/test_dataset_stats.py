@@ -55,17 +55,29 @@ def test_the_sample_grid_puts_nine_in_one_row_and_more_in_rows_of_eight() -> Non
     assert [dataset_stats.images_per_row(n) for n in (4, 9, 16, 32)] == [4, 9, 8, 8]
 
 
-def test_pixel_grid_shades_every_cell_and_writes_its_value_on_request(dataset: Dataset) -> None:
+def test_pixel_values_are_written_in_cells_shaded_by_them(dataset: Dataset) -> None:
     image = dataset.x_train[0]
     dark, light = int(image[5, 14]), int(image[9, 14])  # 102 and 225
-    table = charts.pixel_grid_html(image, "#0: Ankle boot <its values>", values=True)
+    table = charts.pixel_values_html(image, "#0: Ankle boot <its values>")
     assert table.count("<td") == 784
     assert "&lt;its values&gt;" in table
     assert f'background:#{dark:02x}{dark:02x}{dark:02x};color:#fff">{dark}</td>' in table
     assert f'background:#{light:02x}{light:02x}{light:02x};color:#000">{light}</td>' in table
-    picture = charts.pixel_grid_html(image, "#0: Ankle boot")
-    assert picture.count("<td") == 784 and f">{dark}</td>" not in picture
-    assert f'title="row 5, column 14: {dark}" style="background:#{dark:02x}{dark:02x}' in picture
+    assert f'title="row 5, column 14: {dark}"' in table
+
+
+def test_the_inspected_picture_is_its_values_row_by_row(dataset: Dataset) -> None:
+    image = dataset.x_train[0]
+    picture = charts.pixel_picture(image, "#0: Ankle boot <b>")
+    assert (picture["rows"], picture["columns"]) == (28, 28)
+    assert picture["pixels"][5 * 28 + 14] == image[5, 14] == 102
+    assert picture["pixels"] == image.ravel().tolist()
+    assert picture["title"] == "#0: Ankle boot <b>"  # the canvas writes it as text
+    json.dumps(picture)  # plain JSON for the browser: numpy's integers are not
+    wide = charts.pixel_picture(np.array([[-3.0, 12.6, 300.0]]), "a float picture")
+    assert wide["pixels"] == [0, 13, 255] and (wide["rows"], wide["columns"]) == (1, 3)
+    with pytest.raises(ValueError, match="2-D"):
+        charts.pixel_picture(image.ravel(), "flat")
 
 
 def test_explore_figures_are_light(dataset: Dataset) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from fmnist.data import Dataset
 from fmnist.jobs.store import JobStore, Worker
 from fmnist.schema import JobState, TrainConfig
 
@@ -20,6 +21,7 @@ from .conftest import PROJECT_ROOT, copy_shipped_runs
 from .test_imaging import boot_picture, encode
 
 MAP = "fmnist_point_map"  # the map of images: a component of our own (fmnist.ui.point_map)
+PICTURE = "fmnist_pixel_picture"  # Explore's inspected image (fmnist.ui.pixel_picture)
 
 TIMEOUT = 120
 
@@ -84,7 +86,7 @@ def test_a_dataset_loaded_by_any_page_is_seen_at_once_by_predicts_test_set_tabs(
     assert ui.dataset_or_none() is loaded
 
 
-def test_explore_draws_its_charts_and_inspects_an_image() -> None:
+def test_explore_draws_its_charts_and_inspects_an_image(dataset: Dataset) -> None:
     app = open_page("pages/1_Explore.py")
     # The first tab: the sample grid (one picture per column) and the class table.
     grids = [h.proto.body for h in app.get("html") if "fmnist-grid" in h.proto.body]
@@ -103,14 +105,20 @@ def test_explore_draws_its_charts_and_inspects_an_image() -> None:
             assert [b.count('src="data:image/svg+xml;base64,') for b in bodies] == [10]
         if tab == "🧥 Average garments":  # two grids of ten pictures and their scales
             assert [b.count("<img ") for b in bodies if "fmnist-grid" in b] == [10, 10]
-        if tab == "🔬 One image and the map":  # the inspected image: a table of its pixels
-            assert [b.count("<td") for b in bodies if "fmnist-pixels" in b] == [784]
-            (points,) = [json.loads(m.proto.json) for m in app.get("bidi_component")]
+        if tab == "🔬 One image and the map":  # the map, and the inspected image's pixels
+            assert not [b for b in bodies if "fmnist-pixels" in b]  # its values: on request
+            drawn = {m.proto.component_name: m for m in app.get("bidi_component")}
+            picture = json.loads(drawn[PICTURE].proto.json)
+            assert picture["pixels"] == dataset.x_train[0].ravel().tolist()
+            assert picture["title"] == "#0: Ankle boot"
+            points = json.loads(drawn[MAP].proto.json)
             assert len(points["x"]) == len(set(points["index"])) == 3000  # the default size
             assert points["picked"] == 0  # the inspected image, ringed
     assert maps == 1
     app.number_input(key="explore_index").set_value(123).run()
     assert any("**Index:** 123" in m.value for m in app.markdown)
+    (picture,) = [m for m in app.get("bidi_component") if m.proto.component_name == PICTURE]
+    assert json.loads(picture.proto.json)["pixels"][:784] == (dataset.x_train[123].ravel().tolist())
     # Past the end: brought back to the last image, with one line giving the range.
     app.number_input(key="explore_index").set_value(99999).run()
     assert app.number_input(key="explore_index").value == 59999
@@ -120,7 +128,7 @@ def test_explore_draws_its_charts_and_inspects_an_image() -> None:
     ]
     app.toggle(key="explore_values").set_value(True).run()
     tables = [h.proto.body for h in app.get("html") if "fmnist-pixels" in h.proto.body]
-    assert [">255</td>" in table for table in tables] == [False, True]  # numbers: below
+    assert len(tables) == 1 and ">255</td>" in tables[0]  # the numbers, below
     app.session_state["explore_tab"] = "📊 Pixel intensities"
     app.run()
     app.toggle(key="explore_log").set_value(True).run()
@@ -155,7 +163,7 @@ def test_explore_does_not_import_tensorflow() -> None:
         "app.switch_page('pages/1_Explore.py'); app.run(); "
         "assert not app.exception, [e.value for e in app.exception]; "
         "app.session_state['explore_tab'] = '🔬 One image and the map'; app.run(); "
-        "assert len(app.get('bidi_component')) == 1 and not app.get('plotly_chart'); "
+        "assert len(app.get('bidi_component')) == 2 and not app.get('plotly_chart'); "
         "assert inference_client.service_pid() is None; "
         "print('tensorflow' in sys.modules)"
     )

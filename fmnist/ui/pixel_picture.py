@@ -1,0 +1,33 @@
+"""The inspected image on Explore, pixel by pixel: a Streamlit component of our own.
+
+A canvas drawn by ``pixel_picture.js``: each cell shaded by its value, row and column
+numbers at the edges, a cell's value on hover. It replaced a table of 784 cells, which
+the browser took 70-100 ms to parse, style and lay out each time the map tab opened.
+The numbers written in their cells, to read or copy, stay a table
+(``fmnist.charts.pixel_values_html``): the page shows it on request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from fmnist import charts
+
+_mount = st.components.v2.component(
+    "fmnist_pixel_picture",
+    js=(Path(__file__).with_name("pixel_picture.js")).read_text(encoding="utf-8"),
+    isolate_styles=False,  # in the page's DOM: the tests see its canvas like any element
+)
+
+
+def pixel_picture(image: np.ndarray, title: str, key: str) -> None:
+    """Draw ``image`` (2-D, values 0-255) under ``title``."""
+    _mount(data=charts.pixel_picture(image, title), key=key, height="content")
+
+
+def load_pixel_picture_code() -> None:
+    """An empty, invisible picture: the browser loads this file now, before it is needed."""
+    _mount(data=None, key="fmnist_pixel_picture_code", height="content")
