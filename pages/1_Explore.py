@@ -217,10 +217,21 @@ def draw_histograms(stats) -> None:
 def classes_tab(ds) -> None:
     draw_sample_grid(ds)
     draw_distribution(ds)
-    # While the user looks at this tab, the browser gets the code of the map and of the
-    # inspected picture: the map tab then opens about 70 ms sooner.
+    # While the user looks at this tab, the browser gets the code of the map tab's parts:
+    # it then opens sooner (the map's code: about 70 ms; the index box's and toggle's: 45).
     load_point_map_code()
     load_pixel_picture_code()
+    load_inspector_code()
+
+
+def load_inspector_code() -> None:
+    """An index box and a toggle that nobody sees, for the browser to load their code with
+    this tab rather than when the map tab opens: it opened in 280 ms instead of 324, and
+    this tab in 1,662 ms instead of 1,612 (a scratch A/B, 8 rounds each)."""
+    with st.container(key=KEY + "preload"):  # hidden by its CSS class, st-key-<key>
+        st.number_input("Index", key=KEY + "preload_index", label_visibility="collapsed", help=".")
+        st.toggle("Values", key=KEY + "preload_values", label_visibility="collapsed")
+    st.html(f"<style>.st-key-{KEY}preload {{ display: none; }}</style>")
 
 
 def draw_explore() -> None:

@@ -65,6 +65,10 @@ def test_explore(page: Page, server: Server) -> None:
     url = server.url
     open_page(page, url, "/Explore", "🔍 Explore Fashion-MNIST")
     expect(page.locator(".fmnist-grid img")).to_have_count(16)  # the sample grid
+    # The map tab's index box and toggle, there for the browser to load their code: unseen.
+    expect(page.locator(".st-key-explore_preload")).to_be_attached()
+    expect(page.get_by_test_id("stNumberInput")).to_be_hidden()
+    expect(page.get_by_test_id("stCheckbox")).to_be_hidden()
     expect(page.get_by_text("T-shirt/top").first).to_be_visible()
     page.get_by_role("button", name="Reshuffle").click()
     wait_until_idle(page)
