@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 .PHONY: run test bench lint dataset chromium clean
 
 run: $(VENV)/.runtime-installed dataset
-	$(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
+	$(BIN)/python -m fmnist.ui.server --server.address $(ADDRESS) --server.port $(PORT)
 
 test: $(VENV)/.test-installed dataset chromium
 	$(BIN)/ruff check .

@@ -256,7 +256,9 @@ class Server:
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
                 [
-                    sys.executable, "-m", "streamlit", "run", "app.py",
+                    # `make run`'s command: `streamlit run app.py`, its first page's
+                    # imports done before it listens (fmnist.ui.server).
+                    sys.executable, "-m", "fmnist.ui.server",
                     "--server.port", str(port), "--server.address", "127.0.0.1",
                     "--server.headless", "true", "--server.fileWatcherType", "none",
                     "--browser.gatherUsageStats", "false",

@@ -39,7 +39,8 @@ class Server(NamedTuple):
 
 
 def start_server(models: Path, log_name: str = "streamlit-server") -> Server:
-    """`streamlit run app.py` on a free port with its own models folder, once healthy."""
+    """The app on a free port with its own models folder, once healthy, started as `make run`
+    starts it: `streamlit run app.py` through fmnist.ui.server."""
     port = free_port()
     log_path = OUTPUT_DIR / f"{log_name}.log"
     OUTPUT_DIR.mkdir(exist_ok=True)
@@ -49,9 +50,7 @@ def start_server(models: Path, log_name: str = "streamlit-server") -> Server:
             [
                 sys.executable,
                 "-m",
-                "streamlit",
-                "run",
-                "app.py",
+                "fmnist.ui.server",
                 "--server.port",
                 str(port),
                 "--server.address",

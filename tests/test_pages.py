@@ -179,6 +179,21 @@ def test_explore_does_not_import_tensorflow() -> None:
     assert done.stdout.strip().splitlines()[-1] == "False"
 
 
+def test_the_server_imports_the_pages_modules_before_it_opens_but_never_tensorflow() -> None:
+    # fmnist.ui.server (`make run`): the first page's imports at start-up, not at its first visit.
+    script = (
+        "import sys; from fmnist.ui import server; server.warm_up(); print(sorted(name for name "
+        "in ('numpy', 'streamlit.emojis', 'fmnist.ui', 'fmnist.charts', 'tensorflow', 'keras') "
+        "if name in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT,
+        timeout=120, check=True,
+    )  # fmt: skip
+    imported = done.stdout.strip().splitlines()[-1]
+    assert imported == "['fmnist.charts', 'fmnist.ui', 'numpy', 'streamlit.emojis']"
+
+
 def test_home_and_predict_never_import_tensorflow(
     with_shipped_runs: Path, shipped_run: dict
 ) -> None:
