@@ -19,11 +19,15 @@ APP = "app.py"
 
 
 def warm_up() -> None:
-    """Import what every page's first run would: numpy, the page helpers, the emoji table."""
-    import numpy  # noqa: F401
+    """Import what the pages' first runs would: numpy, the page helpers and what they use
+    (the settings' schema, Pillow's picture formats), the emoji table."""
+    import numpy.random  # noqa: F401
     import streamlit.emojis  # noqa: F401
+    from PIL import Image
 
-    from fmnist import charts, dataset_stats, imaging, ui  # noqa: F401
+    from fmnist import charts, dataset_stats, imaging, schema, ui  # noqa: F401
+
+    Image.preinit()  # the common formats' readers, which Pillow imports at its first picture
 
 
 def main(argv: Sequence[str] | None = None) -> int:
