@@ -197,8 +197,10 @@ def cold_first_loads(server: Server, browser, repeat: int) -> list[dict[str, flo
     ``repeat`` - 1 more started for it (one such load varied by 0.3 s from run to run)."""
     loads = [first_load(browser, server.url, "/Explore")]
     for number in range(1, repeat):
-        with Server(f"pages-cold-{number}") as fresh:
+        with Server(f"{server.name}-cold-{number}", server.app_dir) as fresh:
             loads.append(first_load(browser, fresh.url, "/Explore"))
+            if fresh.tracebacks():
+                raise RuntimeError(f"{fresh.name}: a traceback in {fresh.log_path}")
     return loads
 
 

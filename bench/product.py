@@ -225,7 +225,9 @@ class CpuMeter:
 
 
 class Server:
-    """`streamlit run app.py` in ``app_dir`` on a free port, with its own models folder.
+    """The app in ``app_dir`` on a free port, started as `make run` starts it (`streamlit run
+    app.py` through fmnist.ui.server; plain `streamlit run` for an older checkout without
+    it), with its own models folder.
 
     The models folder is a fresh temporary copy of ``app_dir/models`` (the
     shipped run), so a benchmark never touches the user's runs.
@@ -256,9 +258,7 @@ class Server:
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
                 [
-                    # `make run`'s command: `streamlit run app.py`, its first page's
-                    # imports done before it listens (fmnist.ui.server).
-                    sys.executable, "-m", "fmnist.ui.server",
+                    sys.executable, "-m", *self.launcher(),
                     "--server.port", str(port), "--server.address", "127.0.0.1",
                     "--server.headless", "true", "--server.fileWatcherType", "none",
                     "--browser.gatherUsageStats", "false",
@@ -325,6 +325,13 @@ class Server:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def launcher(self) -> list[str]:
+        """`make run`'s module: streamlit run, with the first page's imports done before it
+        listens; an older checkout (the memory benchmark's "before") has only Streamlit's."""
+        if (self.app_dir / "fmnist" / "ui" / "server.py").is_file():
+            return ["fmnist.ui.server"]
+        return ["streamlit", "run", "app.py"]
 
     def tracebacks(self) -> int:
         return self.log_path.read_text(errors="replace").count("Traceback")

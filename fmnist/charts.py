@@ -32,7 +32,7 @@ RUN_COLOURS = (
 TRAIN_COLOUR, VALIDATION_COLOUR = "#1f77b4", "#ff7f0e"
 
 
-PIXEL_GRID_STYLE = """<style>
+PIXEL_VALUES_STYLE = """<style>
 .fmnist-pixels { border-collapse: collapse; line-height: 1; margin: 0 auto;
   font-variant-numeric: tabular-nums; }
 .fmnist-pixels caption { caption-side: top; text-align: left; font-weight: 600;
@@ -61,7 +61,7 @@ def pixel_values_html(image: np.ndarray, title: str) -> str:
         )
         rows.append(f"<tr><th>{number}</th>{cells}</tr>")
     return (
-        f'{PIXEL_GRID_STYLE}<div style="overflow-x:auto"><table class="fmnist-pixels values">'
+        f'{PIXEL_VALUES_STYLE}<div style="overflow-x:auto"><table class="fmnist-pixels values">'
         f"<caption>{html.escape(title)}</caption><tr><th></th>{header}</tr>{''.join(rows)}"
         "</table></div>"
     )
@@ -69,10 +69,12 @@ def pixel_values_html(image: np.ndarray, title: str) -> str:
 
 def pixel_picture(image: np.ndarray, title: str) -> dict[str, Any]:
     """What the inspected image (``fmnist.ui.pixel_picture``) draws, as plain JSON: the
-    values of ``image`` (2-D, 0-255) row by row, its size and its ``title``."""
-    pixels = np.clip(np.asarray(image), 0, 255).round().astype(np.uint8)
-    if pixels.ndim != 2:
-        raise ValueError(f"a picture is 2-D; got the shape {pixels.shape}")
+    values of ``image`` (2-D, 0-255; others clipped, NaN as 0) row by row, its size and its
+    ``title``."""
+    values = np.asarray(image, dtype=float)
+    if values.ndim != 2:
+        raise ValueError(f"a picture is 2-D; got the shape {values.shape}")
+    pixels = np.clip(np.nan_to_num(values, nan=0.0), 0, 255).round().astype(np.uint8)
     rows, columns = pixels.shape
     return {"pixels": pixels.ravel().tolist(), "rows": rows, "columns": columns, "title": title}
 

@@ -3,7 +3,8 @@
 This page never imports TensorFlow, so that it opens fast. Its parts are lazy tabs: only
 the open one runs and is drawn. It loads no charting library (Plotly's 4.7 MB of JavaScript
 cost a first-time visitor's browser over a second, Vega-Lite's 1.2 MB most of one): pictures
-are HTML, and the map is a canvas of our own (fmnist.ui.point_map). Each part with widgets
+are HTML, and the map and the inspected image are canvases of our own (fmnist.ui.point_map,
+fmnist.ui.pixel_picture). Each part with widgets
 is a fragment, so that a click reruns that part only, except the map, whose click changes
 the inspector beside it; what the parts show is computed once per server
 (fmnist.ui.explore_stats).
@@ -19,7 +20,7 @@ from fmnist.ui.point_map import load_point_map_code, picked_index, point_map
 
 ui.setup_page("Explore", "🔍")
 KEY = "explore_"
-INDEX = KEY + "index"  # the inspected image: the number box, the heatmap and the map agree
+INDEX = KEY + "index"  # the inspected image: the number box, the picture and the map agree
 NOTE = KEY + "index_note"
 TABS = [
     "👕 Classes and samples", "🔬 One image and the map",
@@ -228,10 +229,13 @@ def load_inspector_code() -> None:
     """An index box and a toggle that nobody sees, for the browser to load their code with
     this tab rather than when the map tab opens: it opened in 280 ms instead of 324, and
     this tab in 1,662 ms instead of 1,612 (a scratch A/B, 8 rounds each)."""
-    with st.container(key=KEY + "preload"):  # hidden by its CSS class, st-key-<key>
+    # First the rule that hides them (by the container's CSS class, st-key-<key>), so that
+    # they never show; Streamlit puts a style-only block out of the page's flow.
+    st.html(f"<style>.st-key-{KEY}preload {{ display: none; }}</style>")
+    with st.container(key=KEY + "preload"):
+        # With a help text, as the real box has: its tooltip's code comes too.
         st.number_input("Index", key=KEY + "preload_index", label_visibility="collapsed", help=".")
         st.toggle("Values", key=KEY + "preload_values", label_visibility="collapsed")
-    st.html(f"<style>.st-key-{KEY}preload {{ display: none; }}</style>")
 
 
 def draw_explore() -> None:

@@ -66,9 +66,10 @@ def test_explore(page: Page, server: Server) -> None:
     open_page(page, url, "/Explore", "🔍 Explore Fashion-MNIST")
     expect(page.locator(".fmnist-grid img")).to_have_count(16)  # the sample grid
     # The map tab's index box and toggle, there for the browser to load their code: unseen.
-    expect(page.locator(".st-key-explore_preload")).to_be_attached()
-    expect(page.get_by_test_id("stNumberInput")).to_be_hidden()
-    expect(page.get_by_test_id("stCheckbox")).to_be_hidden()
+    preload = page.locator(".st-key-explore_preload")
+    for widget in ("stNumberInput", "stCheckbox"):
+        expect(preload.get_by_test_id(widget)).to_have_count(1)
+        expect(preload.get_by_test_id(widget)).to_be_hidden()
     expect(page.get_by_text("T-shirt/top").first).to_be_visible()
     page.get_by_role("button", name="Reshuffle").click()
     wait_until_idle(page)
@@ -76,7 +77,7 @@ def test_explore(page: Page, server: Server) -> None:
     # Tab by tab, only the open tab is drawn: the map and the inspected image (two
     # canvases), the mean and spread pictures of each class, the ten histograms.
     tabs = (
-        ("One image and the map", ".fmnist-map canvas[data-drawn], .fmnist-picture canvas", 2),
+        ("One image and the map", ".fmnist-map [data-drawn], .fmnist-picture [data-drawn]", 2),
         ("Average garments", ".fmnist-grid img", 20),
         ("Pixel", ".fmnist-hist img", 10),
     )

@@ -114,11 +114,17 @@ def inspected(page: Page, text: str) -> Locator:
 
 
 def cell_centre(canvas: Locator, row: int, column: int) -> tuple[float, float]:
-    """Where a cell of the inspected picture is on the page (pixel_picture.js: 18 px of
-    row and column numbers, then cells of 15 px)."""
+    """Where a cell of the inspected picture is, in CSS pixels from the canvas's corner
+    (its data-edge: the room for the row and column numbers; data-cell: a cell's side)."""
+    edge, cell = (float(canvas.get_attribute(f"data-{name}") or 0) for name in ("edge", "cell"))
+    assert cell > 0
+    return edge + (column + 0.5) * cell, edge + (row + 0.5) * cell
+
+
+def on_page(canvas: Locator, point: tuple[float, float]) -> tuple[float, float]:
     box = canvas.bounding_box()
     assert box
-    return box["x"] + 18 + (column + 0.5) * 15, box["y"] + 18 + (row + 0.5) * 15
+    return box["x"] + point[0], box["y"] + point[1]
 
 
 def index_box(page: Page) -> Locator:
@@ -139,13 +145,13 @@ def test_a_point_on_the_map_is_inspected_beside_it_and_plus_goes_on_from_it(
     # The index box and the picture show the clicked image, beside the map,
     # with no scrolling: where the user is looking.
     expect(index_box(page)).to_have_value(str(index))
-    heatmap = inspected(page, f"#{index}:")
-    expect(heatmap).to_be_in_viewport(ratio=0.9)
+    picture = inspected(page, f"#{index}:")
+    expect(picture).to_be_in_viewport(ratio=0.9)
     expect(index_box(page)).to_be_in_viewport()
-    map_box, heatmap_box = chart.bounding_box(), heatmap.bounding_box()
-    assert map_box and heatmap_box
-    assert heatmap_box["x"] >= map_box["x"] + map_box["width"] - 5, (map_box, heatmap_box)
-    assert heatmap_box["y"] < map_box["y"] + map_box["height"] / 2, (map_box, heatmap_box)
+    map_box, picture_box = chart.bounding_box(), picture.bounding_box()
+    assert map_box and picture_box
+    assert picture_box["x"] >= map_box["x"] + map_box["width"] - 5, (map_box, picture_box)
+    assert picture_box["y"] < map_box["y"] + map_box["height"] / 2, (map_box, picture_box)
     screenshot_viewport(page, "explore-map-click")
 
     # + goes on from the inspected image, not from the box's old value.
@@ -290,19 +296,43 @@ def test_show_values_writes_every_pixel_value_in_its_cell(
     canvas = inspected(page, "#0:").locator("canvas")
     for row, column in ((5, 14), (9, 14), (0, 0), (27, 27)):
         shade = canvas.evaluate(
-            "(c, [x, y]) => Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data)",
-            [18 + (column + 0.5) * 15, 18 + (row + 0.5) * 15],  # device pixels at ratio 1
+            "(c, [x, y]) => Array.from(c.getContext('2d').getImageData("
+            "x * devicePixelRatio, y * devicePixelRatio, 1, 1).data)",
+            list(cell_centre(canvas, row, column)),
         )
         value = int(first[row, column])
         assert shade == [value, value, value, 255], (row, column, shade)
     tip = page.locator(".fmnist-picture-tip.visible")
-    page.mouse.move(*cell_centre(canvas, 5, 14))
+    page.mouse.move(*on_page(canvas, cell_centre(canvas, 5, 14)))
     expect(tip).to_have_text(f"row 5, column 14: {first[5, 14]}")
     expect(page.locator(".fmnist-picture-cell.visible")).to_be_visible()
-    page.mouse.move(*cell_centre(canvas, 27, 0))
+    page.mouse.move(*on_page(canvas, cell_centre(canvas, 27, 0)))
     expect(tip).to_have_text(f"row 27, column 0: {first[27, 0]}")
-    page.mouse.move(*cell_centre(canvas, -1, 5))  # the column numbers: no cell
+    page.mouse.move(*on_page(canvas, cell_centre(canvas, -1, 5)))  # the numbers: no cell
     expect(tip).to_have_count(0)
+    assert_no_exception(page)
+
+
+def test_in_a_narrow_column_the_picture_shrinks_and_still_names_each_cell(
+    page: Page, server: Server, dataset: Dataset
+) -> None:
+    page.set_viewport_size({"width": 900, "height": 1000})  # a column of about 190 px
+    open_explore(page, server, MAP_TAB)
+    canvas = inspected(page, "#0:").locator("canvas")
+    canvas.scroll_into_view_if_needed()
+    column = canvas.evaluate("c => c.closest('[data-testid=stColumn]').clientWidth")
+    shown = canvas.bounding_box()
+    assert shown and shown["width"] <= column, (shown, column)
+    edge, cell = (float(canvas.get_attribute(f"data-{name}") or 0) for name in ("edge", "cell"))
+    scale = shown["width"] / (edge + 28 * cell)
+    assert 0.3 < scale < 0.9, scale  # smaller than its own size, not collapsed
+    assert abs(shown["height"] - shown["width"]) < 2  # square, as the picture is
+    tip = page.locator(".fmnist-picture-tip.visible")
+    first = dataset.x_train[0]
+    for row, column_number in ((5, 14), (27, 27), (20, 3)):
+        x, y = cell_centre(canvas, row, column_number)
+        page.mouse.move(shown["x"] + x * scale, shown["y"] + y * scale)
+        expect(tip).to_have_text(f"row {row}, column {column_number}: {first[row, column_number]}")
     assert_no_exception(page)
 
 

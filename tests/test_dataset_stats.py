@@ -74,10 +74,11 @@ def test_the_inspected_picture_is_its_values_row_by_row(dataset: Dataset) -> Non
     assert picture["pixels"] == image.ravel().tolist()
     assert picture["title"] == "#0: Ankle boot <b>"  # the canvas writes it as text
     json.dumps(picture)  # plain JSON for the browser: numpy's integers are not
-    wide = charts.pixel_picture(np.array([[-3.0, 12.6, 300.0]]), "a float picture")
-    assert wide["pixels"] == [0, 13, 255] and (wide["rows"], wide["columns"]) == (1, 3)
-    with pytest.raises(ValueError, match="2-D"):
-        charts.pixel_picture(image.ravel(), "flat")
+    odd = charts.pixel_picture(np.array([[-3.0, 12.6, 300.0, np.nan, np.inf]]), "floats")
+    assert odd["pixels"] == [0, 13, 255, 0, 255] and (odd["rows"], odd["columns"]) == (1, 5)
+    for shape in ((784,), (28, 28, 1)):
+        with pytest.raises(ValueError, match="2-D"):
+            charts.pixel_picture(image.reshape(shape), "not a flat picture")
 
 
 def test_explore_figures_are_light(dataset: Dataset) -> None:

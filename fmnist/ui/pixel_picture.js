@@ -4,6 +4,8 @@
 //
 // A canvas rather than a table of 784 cells: the table took the browser 70-100 ms to
 // parse, style and lay out each time Explore's map tab opened; this draws in about 1 ms.
+// Made for small pictures (the numbers at the edges have room for two digits); in a
+// column narrower than the picture it shrinks to the column's width.
 
 const CELL = 15; // CSS pixels a side, as the table's cells were
 const EDGE = 18; // room for the row numbers on the left and the column numbers on top
@@ -21,10 +23,10 @@ function build(parent) {
   const root = document.createElement("figure");
   root.className = "fmnist-picture";
   root.innerHTML = `<style>
-.fmnist-picture { margin: 0 auto; width: max-content; position: relative;
-  font-family: "Source Sans Pro", sans-serif; }
+.fmnist-picture { margin: 0 auto; width: max-content; max-width: 100%; position: relative;
+  font-family: inherit; }
 .fmnist-picture figcaption { font-weight: 600; font-size: 15px; padding-bottom: 8px; }
-.fmnist-picture canvas { display: block; cursor: crosshair; }
+.fmnist-picture canvas { display: block; cursor: crosshair; max-width: 100%; height: auto; }
 .fmnist-picture .fmnist-picture-cell { position: absolute; pointer-events: none;
   display: none; outline: 2px solid #ff4b4b; }
 .fmnist-picture .fmnist-picture-tip { position: absolute; pointer-events: none;
@@ -45,18 +47,22 @@ function build(parent) {
   };
   canvas.addEventListener("pointermove", (event) => {
     const { data } = root.fmnistPicture;
-    const column = Math.floor((event.offsetX - EDGE) / CELL);
-    const row = Math.floor((event.offsetY - EDGE) / CELL);
+    // Shrunk to a narrow column, the canvas is drawn smaller than its own size.
+    const scale = canvas.clientWidth / (EDGE + data.columns * CELL) || 1;
+    const column = Math.floor((event.offsetX / scale - EDGE) / CELL);
+    const row = Math.floor((event.offsetY / scale - EDGE) / CELL);
     if (row < 0 || column < 0 || row >= data.rows || column >= data.columns) return hide();
     const value = data.pixels[row * data.columns + column];
-    const left = canvas.offsetLeft + EDGE + column * CELL;
-    const top = canvas.offsetTop + EDGE + row * CELL;
+    const side = CELL * scale;
+    const left = canvas.offsetLeft + (EDGE + column * CELL) * scale;
+    const top = canvas.offsetTop + (EDGE + row * CELL) * scale;
     Object.assign(cell.style, { left: `${left}px`, top: `${top}px` });
-    cell.style.width = cell.style.height = `${CELL}px`;
+    cell.style.width = cell.style.height = `${side}px`;
     tip.textContent = `row ${row}, column ${column}: ${value}`;
     cell.classList.add("visible");
     tip.classList.add("visible");
-    tip.style.left = `${Math.min(left + CELL + 6, root.clientWidth - tip.offsetWidth)}px`;
+    const right = Math.min(left + side + 6, root.clientWidth - tip.offsetWidth);
+    tip.style.left = `${Math.max(0, right)}px`;
     tip.style.top = `${Math.max(0, top - tip.offsetHeight - 6)}px`;
     return undefined;
   });
@@ -72,12 +78,11 @@ function draw(root) {
   const ratio = window.devicePixelRatio || 1;
   canvas.width = Math.round(width * ratio);
   canvas.height = Math.round(height * ratio);
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
+  canvas.style.width = `${width}px`; // its height follows, shrunk with it if need be
   const context = canvas.getContext("2d");
   context.setTransform(ratio, 0, 0, ratio, 0, 0);
   context.clearRect(0, 0, width, height);
-  context.font = '9px "Source Sans Pro", sans-serif';
+  context.font = `9px ${getComputedStyle(root).fontFamily}`; // the page's own font
   context.fillStyle = "#808495";
   context.textAlign = "center";
   context.textBaseline = "middle";
@@ -99,6 +104,8 @@ function draw(root) {
     "aria-label",
     `${data.title}: ${data.rows} by ${data.columns} pixels, from 0 (black) to 255 (white)`,
   );
+  // The layout, for the tests to find a cell.
+  Object.assign(canvas.dataset, { cell: String(CELL), edge: String(EDGE) });
   root.fmnistPicture.drawn += 1;
   canvas.dataset.drawn = String(root.fmnistPicture.drawn);
   root.querySelector(".fmnist-picture-cell").classList.remove("visible");

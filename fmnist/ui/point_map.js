@@ -34,7 +34,7 @@ function build(parent) {
   const root = document.createElement("div");
   root.className = "fmnist-map";
   root.innerHTML = `<style>
-.fmnist-map { position: relative; font-family: "Source Sans Pro", sans-serif; }
+.fmnist-map { position: relative; font-family: inherit; }
 .fmnist-map canvas { display: block; width: 100%; cursor: crosshair;
   touch-action: manipulation; }
 .fmnist-map .fmnist-map-tip { position: absolute; pointer-events: none; display: none;

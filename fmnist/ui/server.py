@@ -30,14 +30,15 @@ def warm_up() -> None:
     Image.preinit()  # the common formats' readers, which Pillow imports at its first picture
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the app until stopped; exits with Streamlit's own status."""
     warm_up()
     from streamlit.web import cli
 
     options = list(sys.argv[1:] if argv is None else argv)
     # Streamlit's own command line, in this process: the modules above stay imported.
-    return cli.main(["run", APP, *options], prog_name="streamlit", standalone_mode=True)
+    cli.main(["run", APP, *options], prog_name="streamlit")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
