@@ -10,8 +10,9 @@
 const CELL = 15; // CSS pixels a side, as the table's cells were
 const EDGE = 18; // room for the row numbers on the left and the column numbers on top
 
-export default function ({ parentElement, data }) {
-  if (!data) return undefined; // mounted empty only for the browser to load this code
+export default function ({ parentElement, data: sent }) {
+  if (!sent) return undefined; // mounted empty only for the browser to load this code
+  const data = JSON.parse(new TextDecoder().decode(sent)); // JSON text, sent as bytes
   let root = parentElement.querySelector(".fmnist-picture");
   if (!root) root = build(parentElement);
   root.fmnistPicture.data = data;

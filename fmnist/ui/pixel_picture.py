@@ -15,6 +15,7 @@ import numpy as np
 import streamlit as st
 
 from fmnist import charts
+from fmnist.ui.point_map import as_bytes
 
 _mount = st.components.v2.component(
     "fmnist_pixel_picture",
@@ -25,7 +26,7 @@ _mount = st.components.v2.component(
 
 def pixel_picture(image: np.ndarray, title: str, key: str) -> None:
     """Draw ``image`` (2-D, values 0-255) under ``title``."""
-    _mount(data=charts.pixel_picture(image, title), key=key, height="content")
+    _mount(data=as_bytes(charts.pixel_picture(image, title)), key=key, height="content")
 
 
 def load_pixel_picture_code() -> None:

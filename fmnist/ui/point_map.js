@@ -13,8 +13,9 @@ const HIT_TOUCH = 16; // a finger is less precise than a mouse
 const FADED = 0.06;
 const STAR = 9;
 
-export default function ({ parentElement, data, setTriggerValue }) {
-  if (!data) return undefined; // mounted empty only for the browser to load this code
+export default function ({ parentElement, data: sent, setTriggerValue }) {
+  if (!sent) return undefined; // mounted empty only for the browser to load this code
+  const data = JSON.parse(new TextDecoder().decode(sent)); // JSON text, sent as bytes
   let root = parentElement.querySelector(".fmnist-map");
   if (!root) root = build(parentElement);
   const state = root.fmnistMap;

@@ -9,6 +9,7 @@ more. The points come from
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,14 @@ _mount = st.components.v2.component(
 def point_map(payload: dict[str, Any], key: str, on_pick: Callable[[], None]) -> None:
     """Draw the map; ``on_pick`` runs before the page's rerun that a click on a point asks for
     (``picked_index(key)`` then gives the point)."""
-    _mount(data=payload, key=key, on_pick_change=on_pick, height="content")
+    _mount(data=as_bytes(payload), key=key, on_pick_change=on_pick, height="content")
+
+
+def as_bytes(payload: dict[str, Any]) -> bytes:
+    """A component's data as JSON text in bytes, which Streamlit sends as they are: given a
+    dict, it looks for data frames in it, and its first look imports pandas (0.4 s of a
+    fresh server's first map, and 40 MB that the server has no other use for)."""
+    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def load_point_map_code() -> None:
