@@ -2,7 +2,8 @@
 
 A canvas drawn by ``pixel_picture.js``: each cell shaded by its value, row and column
 numbers at the edges, a cell's value on hover. It replaced a table of 784 cells, which
-the browser took 70-100 ms to parse, style and lay out each time the map tab opened.
+the browser parsed, styled and laid out each time the map tab opened (346 ms instead of
+364 to open it).
 The numbers written in their cells, to read or copy, stay a table
 (``fmnist.charts.pixel_values_html``): the page shows it on request.
 """
