@@ -10,26 +10,19 @@ The numbers written in their cells, to read or copy, stay a table
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import streamlit as st
 
 from fmnist import charts
-from fmnist.ui.point_map import as_bytes
+from fmnist.ui.canvas_component import canvas_component
 
-_mount = st.components.v2.component(
-    "fmnist_pixel_picture",
-    js=(Path(__file__).with_name("pixel_picture.js")).read_text(encoding="utf-8"),
-    isolate_styles=False,  # in the page's DOM: the tests see its canvas like any element
-)
+_draw = canvas_component("fmnist_pixel_picture", "pixel_picture.js")
 
 
 def pixel_picture(image: np.ndarray, title: str, key: str) -> None:
     """Draw ``image`` (2-D, values 0-255) under ``title``."""
-    _mount(data=as_bytes(charts.pixel_picture(image, title)), key=key, height="content")
+    _draw(charts.pixel_picture(image, title), key)
 
 
 def load_pixel_picture_code() -> None:
     """An empty, invisible picture: the browser loads this file now, before it is needed."""
-    _mount(data=None, key="fmnist_pixel_picture_code", height="content")
+    _draw(None, "fmnist_pixel_picture_code")

@@ -9,41 +9,28 @@ more. The points come from
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from fmnist.ui.canvas_component import canvas_component
+
 PICK = "pick"  # the trigger a click sends: the clicked image's dataset index
 
-_mount = st.components.v2.component(
-    "fmnist_point_map",
-    js=(Path(__file__).with_name("point_map.js")).read_text(encoding="utf-8"),
-    # In the page's own DOM, not a shadow root: the tests and the benchmarks' probe see
-    # its elements like any other (its CSS names all start with "fmnist-map").
-    isolate_styles=False,
-)
+_draw = canvas_component("fmnist_point_map", "point_map.js")
 
 
 def point_map(payload: dict[str, Any], key: str, on_pick: Callable[[], None]) -> None:
     """Draw the map; ``on_pick`` runs before the page's rerun that a click on a point asks for
     (``picked_index(key)`` then gives the point)."""
-    _mount(data=as_bytes(payload), key=key, on_pick_change=on_pick, height="content")
-
-
-def as_bytes(payload: dict[str, Any]) -> bytes:
-    """A component's data as JSON text in bytes, which Streamlit sends as they are: given a
-    dict, it looks for data frames in it, and its first look imports pandas (0.4 s of a
-    fresh server's first map, and 40 MB that the server has no other use for)."""
-    return json.dumps(payload, separators=(",", ":")).encode()
+    _draw(payload, key, on_pick_change=on_pick)
 
 
 def load_point_map_code() -> None:
     """An empty, invisible map: the browser loads the map's code (Streamlit's component
     runtime and this file) now, and draws the real map sooner when it is asked for."""
-    _mount(data=None, key="fmnist_point_map_code", height="content")
+    _draw(None, "fmnist_point_map_code")
 
 
 def picked_index(key: str) -> int | None:
