@@ -38,6 +38,8 @@ from fmnist.ui import builder
 ui.setup_page("Train", "🏋️")
 KEY = "train_"
 RUNS_OPEN = KEY + "runs_open"  # the runs table's expander
+MORE_OPEN = KEY + "more_open"  # the form's "More settings"
+MORE_DRAWN = KEY + "more_drawn"  # its widgets, drawn since its first opening
 # How often a watching page reads the job: the numbers, and the chart. A browser on
 # the training machine redrawing every second took up to half of a small training's
 # CPU (measured: 0.56 of the command line's speed, 0.86 with these intervals).
@@ -64,7 +66,14 @@ PREVIEW_SAMPLES = 11  # with the original: a row of twelve
 DELETE_REPORT_SECONDS = 60.0
 MAX_EPOCHS = 500  # TrainConfig's own limit: a job from the command line may have that many
 LIMITS = {"all 60,000": 0, "30,000": 30_000, "10,000": 10_000, "5,000": 5_000, "2,000": 2_000}
-ui.keep_widget_state([RUNS_OPEN])  # open or closed, as the user left it
+ui.keep_widget_state([RUNS_OPEN, MORE_OPEN])  # open or closed, as the user left it
+# The form's settings, as fill_form sets them: kept through a visit to another page.
+FORM_FIELDS = (
+    "network", "epochs", "batch", "lr", "optimizer", "lr_schedule", "val_split", "seed",
+    "patience", "name", "mixed", "limit", "smoothing", "augment",
+    *(f"strength_{name}" for name in AUGMENT_STRENGTHS),
+)  # fmt: skip
+ui.keep_form_state(KEY + name for name in FORM_FIELDS)
 STATE_ICONS = {
     JobState.QUEUED: "⏳", JobState.RUNNING: "🏃", JobState.STOPPING: "✋",
     JobState.EVALUATING: "🧪", JobState.DONE: "✅", JobState.STOPPED: "⏹️",
@@ -286,39 +295,7 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
                 "0: the fastest way to a good network in a few epochs.",
             ),
         }
-        with st.expander("More settings"):
-            left, right = st.columns(2)
-            settings |= {
-                "validation_split": left.slider(
-                    "Validation split", 0.0, 0.45, step=0.05, key=KEY + "val_split"
-                ),
-                "seed": right.number_input("Random seed", 0, 2**31 - 1, key=KEY + "seed"),
-                "early_stopping_patience": left.number_input(
-                    "Early stopping patience",
-                    0,
-                    50,
-                    key=KEY + "patience",
-                    help="0 = off. Stop when val_loss has not improved for this many "
-                    "epochs, and keep the best weights.",
-                ),
-                "name": right.text_input("Run name", max_chars=40, key=KEY + "name"),
-                "label_smoothing": left.select_slider(
-                    "Label smoothing",
-                    sorted({0.0, 0.05, 0.1, 0.2, st.session_state.get(KEY + "smoothing", 0.0)}),
-                    key=KEY + "smoothing",
-                    help="0.1: the target is 91% on the true class and 1% on each other one, "
-                    "so the network learns to be less sure of itself and generalises better. "
-                    "The training loss then cannot fall below about 0.5.",
-                ),
-                "augment": augment_choice(),
-                "mixed_precision": st.checkbox(
-                    "Mixed precision",
-                    disabled=not has_gpu,
-                    key=KEY + "mixed",
-                    help="16-bit arithmetic on GPUs (bfloat16 on Ampere and later, float16 "
-                    "before): faster on recent GPUs; not available on CPU.",
-                ),
-            }
+        settings |= draw_more_settings(has_gpu)
         start, share = st.columns([3, 2])
         started = start.form_submit_button(
             "▶️ Start training", type="primary", disabled=job_active, width="stretch"
@@ -347,6 +324,64 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
             st.error(f"Cannot start: {ui.plain(str(error))}", icon="🚫")
             return
         st.rerun()
+
+
+def draw_more_settings(has_gpu: bool) -> dict:
+    """The form's "More settings": an expander whose twelve widgets are drawn from its first
+    opening on, and then stay drawn, open or closed (a value typed there and not yet sent
+    survives closing it). Until then the settings are the session's (fill_form's).
+
+    Those widgets cost a first visit's browser about 0.2 s: Train's first load took 1,694
+    ms without them against 1,907 (a scratch A/B, 7 loads each).
+    """
+    more = st.expander("More settings", key=MORE_OPEN, on_change="rerun")
+    if more.open:
+        st.session_state[MORE_DRAWN] = True
+    if not st.session_state.get(MORE_DRAWN):
+        state = st.session_state
+        names = state[KEY + "augment"]
+        return {
+            "validation_split": state[KEY + "val_split"],
+            "seed": state[KEY + "seed"],
+            "early_stopping_patience": state[KEY + "patience"],
+            "name": state[KEY + "name"],
+            "label_smoothing": state[KEY + "smoothing"],
+            "augment": augment_entries(names, {n: state.get(KEY + f"strength_{n}") for n in names}),
+            "mixed_precision": state[KEY + "mixed"],
+        }
+    with more:
+        left, right = st.columns(2)
+        return {
+            "validation_split": left.slider(
+                "Validation split", 0.0, 0.45, step=0.05, key=KEY + "val_split"
+            ),
+            "seed": right.number_input("Random seed", 0, 2**31 - 1, key=KEY + "seed"),
+            "early_stopping_patience": left.number_input(
+                "Early stopping patience",
+                0,
+                50,
+                key=KEY + "patience",
+                help="0 = off. Stop when val_loss has not improved for this many "
+                "epochs, and keep the best weights.",
+            ),
+            "name": right.text_input("Run name", max_chars=40, key=KEY + "name"),
+            "label_smoothing": left.select_slider(
+                "Label smoothing",
+                sorted({0.0, 0.05, 0.1, 0.2, st.session_state.get(KEY + "smoothing", 0.0)}),
+                key=KEY + "smoothing",
+                help="0.1: the target is 91% on the true class and 1% on each other one, "
+                "so the network learns to be less sure of itself and generalises better. "
+                "The training loss then cannot fall below about 0.5.",
+            ),
+            "augment": augment_choice(),
+            "mixed_precision": st.checkbox(
+                "Mixed precision",
+                disabled=not has_gpu,
+                key=KEY + "mixed",
+                help="16-bit arithmetic on GPUs (bfloat16 on Ampere and later, float16 "
+                "before): faster on recent GPUs; not available on CPU.",
+            ),
+        }
 
 
 def start_job(config: TrainConfig) -> None:
@@ -406,7 +441,7 @@ def augment_choice() -> list[str]:
         )
         for column, (name, known) in zip(columns, AUGMENT_STRENGTHS.items(), strict=True)
     }
-    entries = [augment_entry(name, strengths.get(name)) for name in names]
+    entries = augment_entries(names, strengths)
     if st.form_submit_button(
         "👁️ Show what the network will see",
         help="Random draws of these augmentations of one training picture, as the "
@@ -418,6 +453,11 @@ def augment_choice() -> list[str]:
             st.session_state.get(KEY + "preview", ((), 0))[1] + 1,
         )
     return entries
+
+
+def augment_entries(names: list[str], strengths: dict[str, int | None]) -> list[str]:
+    """The chosen augmentations with their strengths, as TrainConfig entries ("shift:3")."""
+    return [augment_entry(name, strengths.get(name)) for name in names]
 
 
 def show_augmented() -> None:

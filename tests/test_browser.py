@@ -267,6 +267,27 @@ def test_a_networks_recipe_fills_the_form_and_trains_with_its_settings(
     screenshot(page, "train-recipe")
 
 
+def test_more_settings_come_with_their_first_opening_and_keep_an_unsent_value(
+    page: Page, server: Server
+) -> None:
+    open_page(page, server.url, "/Train", "🏋️ Train a network")
+    wait_until_idle(page)
+    seed = page.get_by_label("Random seed")
+    expect(seed).to_have_count(0)  # not drawn for a first load: its browser is spared them
+    more = page.get_by_text("More settings")
+    more.click()
+    expect(seed).to_have_value("42")
+    seed.fill("77")
+    seed.press("Tab")  # typed, not sent: the form sends it with Start or Copy link
+    more.click()  # closed again: a rerun of the page, which keeps the widgets drawn
+    wait_until_idle(page)
+    more.click()
+    expect(seed).to_have_value("77")
+    page.get_by_role("button", name="Copy link").click()
+    expect(page.get_by_test_id("stCode")).to_contain_text("seed=77")
+    assert_no_exception(page)
+
+
 def builder_total(page: Page) -> Locator:
     return page.get_by_role("row").filter(has_text="total")
 

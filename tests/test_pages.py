@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -196,6 +197,48 @@ def test_the_server_imports_the_pages_modules_before_it_opens_but_never_tensorfl
     assert imported == "['fmnist.charts', 'fmnist.ui', 'numpy', 'streamlit.emojis']"
 
 
+def test_the_server_loads_the_dataset_before_it_opens() -> None:
+    script = (
+        "from fmnist import data, ui; from fmnist.ui import server\n"
+        "load, calls = data.load_dataset, []\n"
+        "data.load_dataset = lambda: calls.append(1) or load()\n"
+        "server.warm_up(); print(len(calls))\n"
+        "assert ui.dataset_or_none().x_train.shape == (60000, 28, 28); print(len(calls))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT,
+        timeout=120, check=True,
+    )  # fmt: skip
+    # Loaded once, at start-up; the pages' first call finds it in the shared cache.
+    assert done.stdout.split() == ["1", "1"]
+    assert "ScriptRunContext" not in done.stderr  # no warning in the server's console
+
+
+def test_the_servers_connections_send_each_response_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streamlit.web.server.starlette import starlette_server
+
+    from fmnist.ui import server
+
+    original = starlette_server._bind_socket
+    monkeypatch.setattr(starlette_server, "_bind_socket", original)  # put back afterwards
+    server.serve_without_delay()
+    server.serve_without_delay()  # a second call changes nothing
+    assert starlette_server._bind_socket is not original
+    # Streamlit's own listening socket leaves Nagle's algorithm on for the connections it
+    # accepts (asyncio turns it off only for sockets created as TCP): a response after
+    # the first on a kept-alive connection then waited ~40 ms for the client's ACK.
+    for bind, without_delay in ((original, False), (starlette_server._bind_socket, True)):
+        listener = bind("127.0.0.1", 0, 8)
+        with listener, socket.create_connection(listener.getsockname()):
+            listener.setblocking(True)
+            accepted, _ = listener.accept()
+            with accepted:
+                option = accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                assert bool(option) is without_delay
+
+
 def test_home_and_predict_never_import_tensorflow(
     with_shipped_runs: Path, shipped_run: dict
 ) -> None:
@@ -283,8 +326,9 @@ def test_a_link_fills_the_form_even_with_values_outside_its_lists(models_dir: Pa
     assert app.selectbox(key="train_limit").value == "1,234"
     assert app.selectbox(key="train_batch").value == 100
     assert app.number_input(key="train_epochs").value == 300
-    assert app.slider(key="train_strength_zoom").value == 25
-    assert app.slider(key="train_strength_shift").value == 2  # the default: not in the link
+    # "More settings" is closed and its widgets are not drawn yet (a first load's browser
+    # is spared them): Start takes the link's values there from the session.
+    assert "train_seed" not in [n.key for n in app.number_input]
     # Start with exactly these settings; a bad link says which setting in one line.
     next(b for b in app.button if "Start training" in b.label).click().run()
     assert not app.exception, [e.value for e in app.exception]
@@ -296,6 +340,12 @@ def test_a_link_fills_the_form_even_with_values_outside_its_lists(models_dir: Pa
     )  # fmt: skip
     assert job.config.augment == ("flip", "zoom:25")
     JobStore().request_stop(job.id)
+    app.session_state["train_more_open"] = True  # opened: its widgets show the same values
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.number_input(key="train_seed").value == 77
+    assert app.slider(key="train_strength_zoom").value == 25
+    assert app.slider(key="train_strength_shift").value == 2  # the default: not in the link
 
     bad = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=TIMEOUT)
     bad.switch_page("pages/2_Train.py")
@@ -305,6 +355,26 @@ def test_a_link_fills_the_form_even_with_values_outside_its_lists(models_dir: Pa
     assert [w.value.replace("\\", "") for w in bad.warning] == [  # markdown escapes
         "This link's settings cannot be used: epochs must be a number, not 'many'"
     ]
+
+
+def test_the_train_forms_settings_outlive_a_visit_to_another_page(models_dir: Path) -> None:
+    app = open_page("pages/2_Train.py")
+    app.session_state["train_more_open"] = True
+    app.run()
+    app.number_input(key="train_epochs").set_value(7)
+    app.number_input(key="train_seed").set_value(1234)
+    next(b for b in app.button if "Copy link" in b.label).click().run()  # sends the form
+    assert (
+        app.number_input(key="train_epochs").value,
+        app.number_input(key="train_seed").value,
+    ) == (7, 1234)
+    app.switch_page("pages/1_Explore.py").run()
+    app.switch_page("pages/2_Train.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    # Streamlit had dropped them with the other page's run: the form showed 1 epoch, seed 0.
+    assert app.number_input(key="train_epochs").value == 7
+    assert app.number_input(key="train_seed").value == 1234
+    assert app.selectbox(key="train_network").value == "mlp"
 
 
 def test_only_the_operator_sees_and_stops_other_peoples_jobs(
