@@ -407,6 +407,18 @@ def rows(results: dict) -> list[tuple[str, ...]]:
             )
     if not failed("pages"):
         p = results["pages"]
+        code = p["streamlit_code"]
+        out.append(
+            (
+                f"page: Streamlit's code ({code['files']} files), one connection: "
+                "fmnist.ui.server / streamlit run",
+                f"{code['ms']['this server']:,} ms",
+                f"{code['ms']['streamlit run']:,} ms",
+                f"{code['ratio']:.1f}x faster",
+                "",
+                "",
+            )
+        )
         for name, value in p["done_ms_median"].items():
             target = p["target_first_load_ms" if "first load" in name else "target_interaction_ms"]
             out.append(

@@ -18,10 +18,13 @@ widget interaction ≤ 300 ms.
 
 from __future__ import annotations
 
+import http.client
 import math
 import re
 import statistics
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 
 from bench.product import VIEWPORT, Server, say
@@ -204,6 +207,42 @@ def cold_first_loads(server: Server, browser, repeat: int) -> list[dict[str, flo
     return loads
 
 
+def fetch_all(url: str, paths: list[str]) -> float:
+    """Seconds to fetch ``paths`` one after the other over one kept-alive connection."""
+    address = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=TIMEOUT_S)
+    start = time.perf_counter()
+    try:
+        for path in paths:
+            connection.request("GET", path)
+            answer = connection.getresponse()
+            answer.read()
+            if answer.status != 200:
+                raise RuntimeError(f"{path}: HTTP {answer.status}")
+    finally:
+        connection.close()
+    return time.perf_counter() - start
+
+
+def streamlit_code(server: Server, repeat: int) -> dict:
+    """Streamlit's own code as a first visit fetches it (the files its index.html names),
+    over one kept-alive connection: from ``server`` and from a plain `streamlit run` of the
+    same app started beside it, alternating; median ms of ``repeat`` fetches each. The
+    plain server's responses after the first on a connection wait ~40 ms each for the
+    client's delayed ACK (Nagle's algorithm, which fmnist.ui.server turns off)."""
+    with urllib.request.urlopen(server.url + "/", timeout=TIMEOUT_S) as answer:
+        index = answer.read().decode()
+    paths = ["/" + path for path in re.findall(r'"\./(static/[^"]+)"', index)]
+    times: dict[str, list[float]] = {"this server": [], "streamlit run": []}
+    with Server(f"{server.name}-plain", server.app_dir, plain=True) as plain:
+        for _ in range(repeat):
+            times["this server"].append(fetch_all(server.url, paths))
+            times["streamlit run"].append(fetch_all(plain.url, paths))
+    medians = {name: round(1000 * statistics.median(runs)) for name, runs in times.items()}
+    return {"files": len(paths), "ms": medians,
+            "ratio": medians["streamlit run"] / max(medians["this server"], 1)}  # fmt: skip
+
+
 def run(server: Server, browser, repeat: int) -> dict:
     """Explore first, on a quiet server: the first visits of Home, Train and Predict start
     the inference service and the training workers, which import TensorFlow (seconds of
@@ -212,6 +251,8 @@ def run(server: Server, browser, repeat: int) -> dict:
     results: dict[str, list[dict[str, float]]] = {}
     say(f"page speed: first loads and Explore's interactions, {repeat} round(s)")
     results["Explore first load (cold server)"] = cold_first_loads(server, browser, repeat)
+    code = streamlit_code(server, repeat)
+    say(f"  Streamlit's code, {code['files']} files over one connection: {code['ms']}")
     for _ in range(repeat):
         results.setdefault("Explore first load", []).append(first_load(browser, url, "/Explore"))
     for _ in range(repeat):
@@ -235,6 +276,6 @@ def run(server: Server, browser, repeat: int) -> dict:
     }
     for name, value in medians.items():
         say(f"  {name}: {value} ms")
-    return {"done_ms_median": medians, "runs": results,
+    return {"done_ms_median": medians, "runs": results, "streamlit_code": code,
             "target_first_load_ms": FIRST_LOAD_TARGET_MS,
             "target_interaction_ms": INTERACTION_TARGET_MS}  # fmt: skip

@@ -233,9 +233,10 @@ class Server:
     shipped run), so a benchmark never touches the user's runs.
     """
 
-    def __init__(self, name: str, app_dir: Path = ROOT) -> None:
+    def __init__(self, name: str, app_dir: Path = ROOT, plain: bool = False) -> None:
         self.name = name
         self.app_dir = app_dir
+        self.plain = plain  # plain `streamlit run` even where fmnist.ui.server exists
         self.folder = Path(tempfile.mkdtemp(prefix=f"fmnist-bench-{name}-"))
         self.models = self.folder / "models"
         copy_shipped_runs(app_dir / "models", self.models)
@@ -329,7 +330,7 @@ class Server:
     def launcher(self) -> list[str]:
         """`make run`'s module: streamlit run, with the first page's imports done before it
         listens; an older checkout (the memory benchmark's "before") has only Streamlit's."""
-        if (self.app_dir / "fmnist" / "ui" / "server.py").is_file():
+        if not self.plain and (self.app_dir / "fmnist" / "ui" / "server.py").is_file():
             return ["fmnist.ui.server"]
         return ["streamlit", "run", "app.py"]
 
