@@ -219,6 +219,8 @@ def fetch_all(url: str, paths: list[str]) -> float:
             answer.read()
             if answer.status != 200:
                 raise RuntimeError(f"{path}: HTTP {answer.status}")
+            if answer.will_close:  # http.client would quietly open another connection
+                raise RuntimeError(f"{path}: the server closed the connection")
     finally:
         connection.close()
     return time.perf_counter() - start
@@ -233,6 +235,8 @@ def streamlit_code(server: Server, repeat: int) -> dict:
     with urllib.request.urlopen(server.url + "/", timeout=TIMEOUT_S) as answer:
         index = answer.read().decode()
     paths = ["/" + path for path in re.findall(r'"\./(static/[^"]+)"', index)]
+    if not paths:
+        raise RuntimeError("Streamlit's index.html names no files of its own")
     times: dict[str, list[float]] = {"this server": [], "streamlit run": []}
     with Server(f"{server.name}-plain", server.app_dir, plain=True) as plain:
         for _ in range(repeat):

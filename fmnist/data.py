@@ -282,6 +282,19 @@ def _has_any_file(folder: Path) -> bool:
     return any(_find_file(folder, f.name) for f in IDX_FILES.values())
 
 
+def _local_source() -> tuple[str, Path] | None:
+    """The first source with any of the files (FMNIST_DATA_DIR, when set, must have them)."""
+    for source, folder in candidate_sources():
+        if source == "FMNIST_DATA_DIR" or _has_any_file(folder):
+            return source, folder
+    return None
+
+
+def has_local_copy() -> bool:
+    """Whether load_dataset reads files on this machine, rather than Keras's downloader."""
+    return _local_source() is not None
+
+
 def load_dataset(allow_download: bool = True) -> Dataset:
     """Load Fashion-MNIST from the first source that has it.
 
@@ -289,9 +302,10 @@ def load_dataset(allow_download: bool = True) -> Dataset:
     is an error rather than a reason to look elsewhere: the user should hear
     about a broken installation instead of silently training on another copy.
     """
-    for source, folder in candidate_sources():
-        if source == "FMNIST_DATA_DIR" or _has_any_file(folder):
-            return load_from_folder(folder, source)
+    found = _local_source()
+    if found is not None:
+        source, folder = found
+        return load_from_folder(folder, source)
     if allow_download:
         return _download_with_keras()
     raise DataError(f"Fashion-MNIST was not found; {FIX_HINT}")

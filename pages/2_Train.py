@@ -67,13 +67,6 @@ DELETE_REPORT_SECONDS = 60.0
 MAX_EPOCHS = 500  # TrainConfig's own limit: a job from the command line may have that many
 LIMITS = {"all 60,000": 0, "30,000": 30_000, "10,000": 10_000, "5,000": 5_000, "2,000": 2_000}
 ui.keep_widget_state([RUNS_OPEN, MORE_OPEN])  # open or closed, as the user left it
-# The form's settings, as fill_form sets them: kept through a visit to another page.
-FORM_FIELDS = (
-    "network", "epochs", "batch", "lr", "optimizer", "lr_schedule", "val_split", "seed",
-    "patience", "name", "mixed", "limit", "smoothing", "augment",
-    *(f"strength_{name}" for name in AUGMENT_STRENGTHS),
-)  # fmt: skip
-ui.keep_form_state(KEY + name for name in FORM_FIELDS)
 STATE_ICONS = {
     JobState.QUEUED: "⏳", JobState.RUNNING: "🏃", JobState.STOPPING: "✋",
     JobState.EVALUATING: "🧪", JobState.DONE: "✅", JobState.STOPPED: "⏹️",
@@ -159,7 +152,11 @@ def limit_options() -> list[str]:
 
 
 def fill_defaults() -> None:
-    """The form's starting values, set once per session (never with value= as well)."""
+    """The form's starting values, set once per session (never with value= as well).
+
+    Its widgets keep their values through a visit to another page (persist_state=
+    "session"): Streamlit dropped them with the other page's run, and the form came back
+    with 1 epoch and seed 0."""
     if not st.session_state.get(KEY + "defaults_set"):
         st.session_state[KEY + "defaults_set"] = True
         fill_form(TrainConfig())
@@ -198,6 +195,7 @@ def draw_network_picker() -> str:
             f"{n} — " + (NETWORKS[n].origin if n in NETWORKS else "your own layers (builder)")
         ),
         key=KEY + "network",
+        persist_state="session",
     )
     # One container whatever it holds (the builder, or a line about the network): the
     # form below keeps its place in the page, so a rerun redraws it instead of showing a
@@ -263,12 +261,15 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
         settings = {
             "network": name,
             "layers": tuple(builder.current_layers()) if name == CUSTOM else (),
-            "epochs": left.number_input("Epochs", 1, MAX_EPOCHS, key=KEY + "epochs"),
+            "epochs": left.number_input(
+                "Epochs", 1, MAX_EPOCHS, key=KEY + "epochs", persist_state="session"
+            ),
             "limit": limit_count(
                 right.selectbox(
                     "Training images",
                     limit_options(),
                     key=KEY + "limit",
+                    persist_state="session",
                     help="Fewer images train faster: good for a quick demo.",
                 )
             ),
@@ -277,18 +278,23 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
                 # With the rate of the job on screen, which may come from the command line.
                 sorted({*LEARNING_RATES, st.session_state.get(KEY + "lr", 0.001)}),
                 key=KEY + "lr",
+                persist_state="session",
             ),
             "batch_size": right.selectbox(
                 "Batch size",
                 # With the batch of the job or link on screen, which may be another size.
                 sorted({16, 32, 64, 128, 256, 512, st.session_state.get(KEY + "batch", 32)}),
                 key=KEY + "batch",
+                persist_state="session",
             ),
-            "optimizer": left.selectbox("Optimizer", OPTIMIZERS, key=KEY + "optimizer"),
+            "optimizer": left.selectbox(
+                "Optimizer", OPTIMIZERS, key=KEY + "optimizer", persist_state="session"
+            ),
             "lr_schedule": right.selectbox(
                 "Schedule",
                 LR_SCHEDULES,
                 key=KEY + "lr_schedule",
+                persist_state="session",
                 help="How the learning rate changes. cosine: it falls smoothly to 1% by the "
                 "last batch, so the final epochs settle instead of jumping around. one-cycle: "
                 "it climbs from 1/25 of the rate over the first quarter, then falls to nearly "
@@ -353,22 +359,33 @@ def draw_more_settings(has_gpu: bool) -> dict:
         left, right = st.columns(2)
         return {
             "validation_split": left.slider(
-                "Validation split", 0.0, 0.45, step=0.05, key=KEY + "val_split"
+                "Validation split",
+                0.0,
+                0.45,
+                step=0.05,
+                key=KEY + "val_split",
+                persist_state="session",
             ),
-            "seed": right.number_input("Random seed", 0, 2**31 - 1, key=KEY + "seed"),
+            "seed": right.number_input(
+                "Random seed", 0, 2**31 - 1, key=KEY + "seed", persist_state="session"
+            ),
             "early_stopping_patience": left.number_input(
                 "Early stopping patience",
                 0,
                 50,
                 key=KEY + "patience",
+                persist_state="session",
                 help="0 = off. Stop when val_loss has not improved for this many "
                 "epochs, and keep the best weights.",
             ),
-            "name": right.text_input("Run name", max_chars=40, key=KEY + "name"),
+            "name": right.text_input(
+                "Run name", max_chars=40, key=KEY + "name", persist_state="session"
+            ),
             "label_smoothing": left.select_slider(
                 "Label smoothing",
                 sorted({0.0, 0.05, 0.1, 0.2, st.session_state.get(KEY + "smoothing", 0.0)}),
                 key=KEY + "smoothing",
+                persist_state="session",
                 help="0.1: the target is 91% on the true class and 1% on each other one, "
                 "so the network learns to be less sure of itself and generalises better. "
                 "The training loss then cannot fall below about 0.5.",
@@ -378,6 +395,7 @@ def draw_more_settings(has_gpu: bool) -> dict:
                 "Mixed precision",
                 disabled=not has_gpu,
                 key=KEY + "mixed",
+                persist_state="session",
                 help="16-bit arithmetic on GPUs (bfloat16 on Ampere and later, float16 "
                 "before): faster on recent GPUs; not available on CPU.",
             ),
@@ -426,6 +444,7 @@ def augment_choice() -> list[str]:
         AUGMENTATIONS,
         format_func=AUGMENTATION_NAMES.get,
         key=KEY + "augment",
+        persist_state="session",
         help="Each batch, new random changes of the training images only: more "
         "varied pictures, so the network learns the garment, not the exact pixels. "
         "Worth it for long runs; short ones learn a little slower.",
@@ -437,6 +456,7 @@ def augment_choice() -> list[str]:
             known.low,
             known.high,
             key=KEY + f"strength_{name}",
+            persist_state="session",
             help=f"Used when {AUGMENTATION_NAMES[name]} is chosen above.",
         )
         for column, (name, known) in zip(columns, AUGMENT_STRENGTHS.items(), strict=True)

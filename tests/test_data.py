@@ -88,6 +88,19 @@ def test_missing_file_in_chosen_folder(tmp_path: Path, monkeypatch: pytest.Monke
         data.load_dataset(allow_download=False)
 
 
+def test_a_local_copy_is_told_apart_from_none(
+    dataset: data.Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert data.has_local_copy()
+    monkeypatch.delenv("FMNIST_DATA_DIR", raising=False)
+    empty = [("nowhere", tmp_path)]
+    monkeypatch.setattr(data, "candidate_sources", lambda: empty)
+    # Nothing here: only Keras's downloader is left, which the web server's start-up skips.
+    assert not data.has_local_copy()
+    with pytest.raises(DataError, match="not found"):
+        data.load_dataset(allow_download=False)
+
+
 def test_real_dataset(dataset: data.Dataset) -> None:
     # load_dataset verified magic, counts, shapes and the checksum of every file.
     assert dataset.x_train.shape == (60_000, 28, 28)

@@ -197,7 +197,22 @@ def test_the_server_imports_the_pages_modules_before_it_opens_but_never_tensorfl
     assert imported == "['fmnist.charts', 'fmnist.ui', 'numpy', 'streamlit.emojis']"
 
 
-def test_the_server_loads_the_dataset_before_it_opens() -> None:
+def test_the_server_starts_streamlit_with_the_imports_done_and_nagle_off() -> None:
+    script = (
+        "from streamlit.web import cli; from fmnist.ui import server\n"
+        "from streamlit.web.server.starlette import starlette_server as s\n"
+        "cli.main = lambda args, prog_name: print(args, prog_name, s._bind_socket.without_delay)\n"
+        "server.main(['--server.port', '8999'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT,
+        timeout=120, check=True,
+    )  # fmt: skip
+    started = done.stdout.strip().splitlines()[-1]
+    assert started == "['run', 'app.py', '--server.port', '8999'] streamlit True"
+
+
+def test_the_server_loads_the_dataset_before_it_opens(dataset: Dataset) -> None:
     script = (
         "from fmnist import data, ui; from fmnist.ui import server\n"
         "load, calls = data.load_dataset, []\n"

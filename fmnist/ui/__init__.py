@@ -9,6 +9,7 @@ the web server never imports TensorFlow or Keras.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import os
@@ -45,14 +46,8 @@ PAGES = {
 }
 
 
-_PAGE = "page_of_this_run"  # and of the run before, for keep_form_state
-_PREVIOUS_PAGE = "page_of_the_run_before"
-
-
 def setup_page(title: str, icon: str) -> None:
     _Pages.last_start = time.monotonic()
-    st.session_state[_PREVIOUS_PAGE] = st.session_state.get(_PAGE)
-    st.session_state[_PAGE] = title
     st.set_page_config(page_title=f"{title} · Fashion-MNIST Studio", page_icon=icon, layout="wide")
     # Before anything else of the page, the sidebar included: every page calls this.
     require_access_code()
@@ -73,28 +68,6 @@ def keep_widget_state(keys: Iterable[str]) -> None:
     for key in keys:
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
-
-
-_KEPT = "kept_"
-
-
-def keep_form_state(keys: Iterable[str]) -> None:
-    """A form's settings that outlive a visit to another page, without undoing unsent edits.
-
-    Streamlit forgets a widget's value once a run does not draw it (another page's run),
-    and the form then came back with each widget's own default (Train: 1 epoch, seed 0).
-    Setting every value on every run, as keep_widget_state does, would also overwrite
-    what the user typed into the form and has not sent yet, at each rerun of the page.
-    So each value is copied aside, and put back on the first run after another page's.
-    (Not when it is missing: a value that the page set before its widget was first
-    drawn comes back, stale, once Streamlit drops the widget.)
-    """
-    returned = st.session_state.get(_PREVIOUS_PAGE) != st.session_state.get(_PAGE)
-    for key in keys:
-        if returned and _KEPT + key in st.session_state:
-            st.session_state[key] = st.session_state[_KEPT + key]
-        elif key in st.session_state:
-            st.session_state[_KEPT + key] = st.session_state[key]
 
 
 ACCESS_CODE_VARIABLE = "FMNIST_ACCESS_CODE"
@@ -181,18 +154,18 @@ def _load_dataset() -> data.Dataset:
     return loaded
 
 
-def preload_dataset() -> bool:
-    """Load the shared dataset before any page asks for it (the web server's start-up):
-    True when it loaded. A missing or broken copy is left for the pages to report.
+def preload_dataset() -> None:
+    """Load the shared dataset from this machine's files before any page asks for it (the
+    web server's start-up). A missing or broken copy is left for the pages to report, and
+    Keras's downloader to the first page that needs it (the server would not listen while
+    it downloads).
 
     Explore's statistics still start with the first page's run: computed from start-up,
-    they took the CPU from the first visitor's page (its first paint: 1.4-2.0 s).
+    they took the CPU from the first visitor's page.
     """
-    try:
-        _dataset()
-    except data.DataError:
-        return False
-    return True
+    if data.has_local_copy():
+        with contextlib.suppress(data.DataError):
+            _dataset()
 
 
 class _DataFailure:
