@@ -182,6 +182,14 @@ def test_explore_does_not_import_tensorflow() -> None:
     assert done.stdout.strip().splitlines()[-1] == "False False"
 
 
+def run_python(script: str) -> subprocess.CompletedProcess:
+    """``script`` in a Python process of its own, from the project's root; it must succeed."""
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT,
+        timeout=120, check=True,
+    )  # fmt: skip
+
+
 def test_the_server_imports_the_pages_modules_before_it_opens_but_never_tensorflow() -> None:
     # fmnist.ui.server (`make run`): the first page's imports at start-up, not at its first visit.
     script = (
@@ -189,10 +197,7 @@ def test_the_server_imports_the_pages_modules_before_it_opens_but_never_tensorfl
         "in ('numpy', 'streamlit.emojis', 'fmnist.ui', 'fmnist.charts', 'tensorflow', 'keras') "
         "if name in sys.modules))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT,
-        timeout=120, check=True,
-    )  # fmt: skip
+    done = run_python(script)
     imported = done.stdout.strip().splitlines()[-1]
     assert imported == "['fmnist.charts', 'fmnist.ui', 'numpy', 'streamlit.emojis']"
 
@@ -204,10 +209,7 @@ def test_the_server_starts_streamlit_with_the_imports_done_and_nagle_off() -> No
         "cli.main = lambda args, prog_name: print(args, prog_name, s._bind_socket.without_delay)\n"
         "server.main(['--server.port', '8999'])"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT,
-        timeout=120, check=True,
-    )  # fmt: skip
+    done = run_python(script)
     started = done.stdout.strip().splitlines()[-1]
     assert started == "['run', 'app.py', '--server.port', '8999'] streamlit True"
 
@@ -220,10 +222,7 @@ def test_the_server_loads_the_dataset_before_it_opens(dataset: Dataset) -> None:
         "server.warm_up(); print(len(calls))\n"
         "assert ui.dataset_or_none().x_train.shape == (60000, 28, 28); print(len(calls))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT,
-        timeout=120, check=True,
-    )  # fmt: skip
+    done = run_python(script)
     # Loaded once, at start-up; the pages' first call finds it in the shared cache.
     assert done.stdout.split() == ["1", "1"]
     assert "ScriptRunContext" not in done.stderr  # no warning in the server's console
