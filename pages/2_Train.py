@@ -66,7 +66,7 @@ PREVIEW_SAMPLES = 11  # with the original: a row of twelve
 DELETE_REPORT_SECONDS = 60.0
 MAX_EPOCHS = 500  # TrainConfig's own limit: a job from the command line may have that many
 LIMITS = {"all 60,000": 0, "30,000": 30_000, "10,000": 10_000, "5,000": 5_000, "2,000": 2_000}
-ui.keep_widget_state([RUNS_OPEN, MORE_OPEN])  # open or closed, as the user left it
+ui.keep_widget_state([RUNS_OPEN])  # open or closed, as the user left it
 STATE_ICONS = {
     JobState.QUEUED: "⏳", JobState.RUNNING: "🏃", JobState.STOPPING: "✋",
     JobState.EVALUATING: "🧪", JobState.DONE: "✅", JobState.STOPPED: "⏹️",
