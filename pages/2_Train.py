@@ -40,6 +40,11 @@ KEY = "train_"
 RUNS_OPEN = KEY + "runs_open"  # the runs table's expander
 MORE_OPEN = KEY + "more_open"  # the form's "More settings"
 MORE_DRAWN = KEY + "more_drawn"  # its widgets, drawn since its first opening
+# The settings under "More settings" (augmentations apart), and their widgets' keys.
+MORE_SETTINGS = {
+    "validation_split": "val_split", "seed": "seed", "early_stopping_patience": "patience",
+    "name": "name", "label_smoothing": "smoothing", "mixed_precision": "mixed",
+}  # fmt: skip
 # How often a watching page reads the job: the numbers, and the chart. A browser on
 # the training machine redrawing every second took up to half of a small training's
 # CPU (measured: 0.56 of the command line's speed, 0.86 with these intervals).
@@ -346,14 +351,9 @@ def draw_more_settings(has_gpu: bool) -> dict:
     if not st.session_state.get(MORE_DRAWN):
         state = st.session_state
         names = state[KEY + "augment"]
-        return {
-            "validation_split": state[KEY + "val_split"],
-            "seed": state[KEY + "seed"],
-            "early_stopping_patience": state[KEY + "patience"],
-            "name": state[KEY + "name"],
-            "label_smoothing": state[KEY + "smoothing"],
-            "augment": augment_entries(names, {n: state.get(KEY + f"strength_{n}") for n in names}),
-            "mixed_precision": state[KEY + "mixed"],
+        strengths = {n: state.get(KEY + f"strength_{n}") for n in names}
+        return {field: state[KEY + key] for field, key in MORE_SETTINGS.items()} | {
+            "augment": augment_entries(names, strengths)
         }
     with more:
         left, right = st.columns(2)
