@@ -157,7 +157,7 @@ MAX_SEED = 2**31 - 1  # NumPy's and TensorFlow's seeds are 32-bit
 LIVE_POINTS_PER_EPOCH = 40
 
 
-class JobState(str, enum.Enum):
+class JobState(str, enum.Enum):  # noqa: UP042 (a StrEnum would change what str() gives)
     QUEUED = "queued"
     RUNNING = "running"
     STOPPING = "stopping"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -251,6 +253,23 @@ def test_the_servers_connections_send_each_response_at_once(
             with accepted:
                 option = accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
                 assert bool(option) is without_delay
+
+
+def magic_writes(source: str) -> int:
+    """How many things Streamlit's "magic" would draw in ``source`` (bare expressions)."""
+    from streamlit.runtime.scriptrunner import magic
+
+    return ast.dump(magic.add_magic(source, "page.py")).count("transparent_write")
+
+
+def test_magic_is_off_and_no_page_counted_on_it() -> None:
+    # Magic cost each page's first run a rewrite of its syntax tree (95 ms of Train's on a
+    # just-started server). Off, a bare expression in a page would silently draw nothing.
+    config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["magicEnabled"] is False
+    assert magic_writes("import streamlit as st\nx = 3\nx\n") == 1  # the check can see one
+    for page in [PROJECT_ROOT / "app.py", *sorted((PROJECT_ROOT / "pages").glob("*.py"))]:
+        assert magic_writes(page.read_text()) == 0, page.name
 
 
 def test_home_and_predict_never_import_tensorflow(
