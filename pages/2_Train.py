@@ -416,8 +416,8 @@ def status_line(job: JobView) -> str:
     if job.state is JobState.QUEUED:
         running, _ = ui.training_client().server_load(job.id)
         line += (
-            f" — number {job.queue_position} in the queue behind {running} running "
-            f"training(s); it starts by itself."
+            f" — number {job.queue_position} in the queue behind "
+            f"{messages.count(running, 'running training')}; it starts by itself."
         )
     elif job.phase:
         line += f" — {job.phase}…"
@@ -692,7 +692,7 @@ def draw_server_load(own_id: str | None) -> None:
     client = ui.training_client()
     running, queued = client.server_load(own_id)
     if running or queued:
-        parts = [f"{running} training(s) running"] if running else []
+        parts = [f"{messages.count(running, 'training')} running"] if running else []
         if queued:
             parts.append(f"{queued} waiting")
         st.info("Also on this server: " + ", ".join(parts) + ".", icon="👥")
@@ -823,7 +823,7 @@ def draw_delete_report() -> None:
         return
     if deleted:
         names = ", ".join(map(ui.plain, deleted))
-        st.success(f"Deleted {len(deleted)} run(s): {names}.", icon="🗑️")
+        st.success(f"Deleted {messages.count(len(deleted), 'run')}: {names}.", icon="🗑️")
     for error in errors:
         st.error(f"Not deleted: {ui.plain(error)}.", icon="🚫")
 
@@ -982,7 +982,7 @@ def draw_runs_table(records: list[dict]) -> None:
         help=None if deletable else "Only the browser session that trained a run may delete it.",
     ):
         names = ", ".join(ui.plain(runs.short_label(r)) for r in deletable)
-        st.write(f"Delete {len(deletable)} run(s): {names}? This cannot be undone.")
+        st.write(f"Delete {messages.count(len(deletable), 'run')}: {names}? This cannot be undone.")
         if len(deletable) < len(selected):
             st.caption(
                 "The others are kept: the run that ships with the app, and runs trained "

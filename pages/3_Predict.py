@@ -22,6 +22,7 @@ from fmnist import (
     evaluation,
     imaging,
     inference_client,
+    messages,
     predictor,
     runs,
     ui,
@@ -325,7 +326,7 @@ def draw_uploads(model: ModelRef) -> None:
         return
     pictures = list(store.items())
     heading, mirror, clear = st.columns([3, 2, 1], vertical_alignment="center")
-    heading.markdown(f"**{len(pictures)} picture(s)**, kept for this session")
+    heading.markdown(f"**{messages.count(len(pictures), 'picture')}**, kept for this session")
     with mirror:
         draw_mirror_toggle()
     clear.button("🗑️ Remove all", key=KEY + "remove_all", on_click=remove_all)
@@ -356,7 +357,8 @@ def draw_uploads(model: ModelRef) -> None:
             )
     if guessed:
         st.caption(
-            f"{guessed} picture(s) have a class guessed from the file name: confirm it, or choose "
+            f"{messages.count(guessed, 'picture')} {'has' if guessed == 1 else 'have'} a class "
+            "guessed from the file name: confirm it, or choose "
             "the class, to count them in the accuracy on your pictures."
         )
 

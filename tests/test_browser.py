@@ -711,10 +711,10 @@ def test_delete_acts_on_ticked_runs_of_their_owner_only_and_keeps_the_shipped_on
         # Newest first: demo c (someone else's), demo b, demo a, then the shipped run.
         tick_row(page, 2)
         page.get_by_role("button", name="🗑️ Delete").click()
-        expect(page.get_by_text("Delete 1 run(s): demo b (fast-wide)?")).to_be_visible()
+        expect(page.get_by_text("Delete 1 run: demo b (fast-wide)?")).to_be_visible()
         page.get_by_role("button", name="Yes, delete").click()
         wait_until_idle(page)
-        expect(page.get_by_text("Deleted 1 run(s): demo b (fast-wide).")).to_be_visible()
+        expect(page.get_by_text("Deleted 1 run: demo b (fast-wide).")).to_be_visible()
         assert not (models / newer).exists() and (models / older).exists()
         # The tick did not move to the row that took its place.
         expect(page.get_by_text("Tick runs to compare")).to_be_visible()
@@ -729,7 +729,7 @@ def test_delete_acts_on_ticked_runs_of_their_owner_only_and_keeps_the_shipped_on
         expect(page.get_by_text("The others are kept")).to_be_visible()
         page.get_by_role("button", name="Yes, delete").click()
         wait_until_idle(page)
-        expect(page.get_by_text("Deleted 1 run(s): demo a (fast-wide).")).to_be_visible()
+        expect(page.get_by_text("Deleted 1 run: demo a (fast-wide).")).to_be_visible()
         assert not (models / older).exists() and (models / theirs).exists()
 
         # The last row is the shipped run: read-only.

@@ -209,7 +209,7 @@ def test_pictures_and_their_classes_are_kept_for_the_session(
     coat, dress, bag = (photo_of(dataset, label, 0) for label in (4, 3, 8))
     upload(page, picture("IMG_1.jpg", coat), picture("IMG_2.jpg", dress))
     upload(page, picture("IMG_3.jpg", bag))  # the uploader adds to what is kept
-    expect(page.get_by_text("3 picture(s)", exact=True)).to_be_visible()
+    expect(page.get_by_text("3 pictures", exact=True)).to_be_visible()
     for payload, label in ((coat, "Coat"), (dress, "Dress"), (bag, "Bag")):
         choose(page, card(page, payload), label)
     expect(own_accuracy(page)).to_be_visible()
@@ -225,7 +225,7 @@ def test_pictures_and_their_classes_are_kept_for_the_session(
     settle(page)
     page.get_by_text("A saved run").click()
     settle(page)
-    expect(page.get_by_text("2 picture(s)", exact=True)).to_be_visible()
+    expect(page.get_by_text("2 pictures", exact=True)).to_be_visible()
 
     # Another page and back, through the app's own links: still there.
     page.get_by_test_id("stSidebar").get_by_text("Explore").click()
@@ -234,7 +234,7 @@ def test_pictures_and_their_classes_are_kept_for_the_session(
     page.get_by_test_id("stSidebar").get_by_text("Predict").click()
     expect(page.get_by_role("heading", name="🔮 Predict")).to_be_visible()
     settle(page)
-    expect(page.get_by_text("2 picture(s)", exact=True)).to_be_visible()
+    expect(page.get_by_text("2 pictures", exact=True)).to_be_visible()
     assert [true_class(card(page, p)) for p in (coat, bag)] == ["Coat", "Bag"]
     expect(page.get_by_text("what the network sees (28×28)")).to_have_count(2)
     assert_no_exception(page)
@@ -251,7 +251,7 @@ def test_a_class_guessed_from_the_file_name_counts_only_once_confirmed(
     expect(boot_card.get_by_text("was guessed from the file name — confirm?")).to_be_visible()
     # Guesses are not scored: no accuracy yet, and a line saying why.
     expect(own_accuracy(page)).to_have_count(0)
-    expect(page.get_by_text("2 picture(s) have a class guessed from the file name")).to_be_visible()
+    expect(page.get_by_text("2 pictures have a class guessed from the file name")).to_be_visible()
     screenshot(page, "predict-guessed")
 
     boot_card.get_by_role("button", name="Confirm").click()
@@ -316,7 +316,7 @@ def test_transparent_pictures_and_bad_files_in_plain_words(page: Page, server: S
     # The browser refuses the 21 MB file itself, in one line, and it is not kept.
     expect(uploader).to_contain_text("huge.png")
     expect(uploader).to_contain_text("20.0MB or smaller")
-    expect(page.get_by_text("1 picture(s)", exact=True)).to_be_visible()
+    expect(page.get_by_text("1 picture", exact=True)).to_be_visible()
     assert_no_exception(page)
     screenshot(page, "predict-transparent-and-refused")
 
@@ -377,7 +377,7 @@ def test_a_photo_from_the_camera_is_predicted_and_kept(
         # fake camera films a green test pattern with a turning disc: most frames get the
         # "unlike the clothes" warning, depending on the disc's angle.)
         expect(page.get_by_test_id("stImage").filter(has_text="camera photo 1.jpg")).to_be_visible()
-        expect(page.get_by_text("2 picture(s)", exact=True)).to_be_visible()
+        expect(page.get_by_text("2 pictures", exact=True)).to_be_visible()
         expect(page.get_by_text("what the network sees (28×28)")).to_have_count(2)
         expect(page.get_by_text(re.compile(r"^\w[\w/ -]* — \d+\.\d%"))).to_have_count(2)
         expect(card(page, coat)).to_be_visible()
@@ -487,7 +487,7 @@ def test_uploads_and_imported_models_work_with_a_broken_dataset(
         )
         settle(page)
         expect(page.get_by_text("Imported mine.keras")).to_be_visible()
-        expect(page.get_by_text("1 picture(s)", exact=True)).to_be_visible()
+        expect(page.get_by_text("1 picture", exact=True)).to_be_visible()
         expect(card(page, coat).get_by_text("what the network sees (28×28)")).to_be_visible()
         # No server path, and no other trace of the dataset's failure, on this page.
         expect(page.get_by_text(str(tmp_path))).to_have_count(0)

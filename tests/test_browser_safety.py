@@ -168,10 +168,10 @@ def test_train_keeps_its_query_parameters_skips_bad_runs_and_shows_names_literal
     expect(page.get_by_test_id("stDownloadButton")).to_contain_text(label)
     # ?key= reached the page too: this session trained that run, so it may delete it.
     page.get_by_role("button", name="🗑️ Delete").click()
-    expect(page.get_by_text(f"Delete 1 run(s): {label}?")).to_be_visible()
+    expect(page.get_by_text(f"Delete 1 run: {label}?")).to_be_visible()
     page.get_by_role("button", name="Yes, delete").click()
     wait_until_idle(page)
-    expect(page.get_by_text(f"Deleted 1 run(s): {label}.")).to_be_visible()
+    expect(page.get_by_text(f"Deleted 1 run: {label}.")).to_be_visible()
     assert not (server.models / TRACKER_RUN).exists()
     assert_no_exception(page)
     screenshot(page, "train-literal-run-name")

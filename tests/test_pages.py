@@ -420,7 +420,7 @@ def test_only_the_operator_sees_and_stops_other_peoples_jobs(
     store.claim_next(Worker.this_process(), job_id)
 
     visitor = open_page("pages/2_Train.py")
-    assert any("1 training(s) running" in i.value for i in visitor.info)
+    assert any("1 training running" in i.value for i in visitor.info)
     assert not visitor.expander or "Operator" not in str([e.label for e in visitor.expander])
     visitor.query_params["job"] = job_id  # the job id without its key
     visitor.run()
