@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fmnist import runs, ui
+from fmnist import messages, runs, ui
 from fmnist.data import CLASS_NAMES
 
 ui.setup_page("Home", "👕")
@@ -18,8 +18,8 @@ def draw_home() -> None:
     )
     st.markdown(
         "1. **Explore** the images, their classes and statistics.\n"
-        "2. **Train** a network — from the 3-layer tutorial MLP to a batch-normalised CNN — "
-        "with live curves, and compare your runs.\n"
+        "2. **Train** a network — the tutorials' MLPs and CNNs, our fast CNNs, or your own "
+        "layers — with live curves, and compare your runs.\n"
         "3. **Predict** your own photos, or study where a model goes wrong with its "
         "confusion matrix. A trained model ships with the app, so this works right away."
     )
@@ -35,7 +35,7 @@ def draw_home() -> None:
     best = ranked[0] if ranked else None
     if best:
         st.info(
-            f"**{len(records)} saved run(s).** Best: `{best['run_id']}` "
+            f"**{messages.count(len(records), 'saved run')}.** Best: `{best['run_id']}` "
             f"({ui.plain(best['network'])}), "
             f"test accuracy {best['test_accuracy']:.2%}.",
             icon="💾",

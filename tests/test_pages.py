@@ -51,7 +51,7 @@ def test_home(with_shipped_runs: Path) -> None:
     assert app.title[0].value.endswith("Fashion-MNIST Studio")
     texts = " ".join(s.value for s in app.success) + " ".join(i.value for i in app.info)
     assert "60,000 training and 10,000 test images" in texts
-    assert "Best:" in texts
+    assert "1 saved run.** Best:" in texts  # one shipped run, and the word in the singular
     # The devices are named by the inference service, which may still be
     # starting on the first run ("detecting…"); a later run shows them.
     deadline = time.time() + TIMEOUT
