@@ -21,8 +21,8 @@ def test_shipped_run_is_the_best_presets_recipe_and_records_how_it_was_made(
         assert shipped_run["config"][key] == expected, key
     assert shipped_run["command"].startswith("python -m fmnist train --network fast-wide")
     assert shipped_run["epochs_completed"] == recipe["epochs"]
-    assert shipped_run["test_accuracy"] >= 0.944
-    # The 94.5% target, met with the mirror at test time (issue 11's levers include it).
+    # The 94.5% target, met without the mirror at test time (and with it).
+    assert shipped_run["test_accuracy"] >= 0.945
     assert shipped_run["test_accuracy_mirrored"] >= 0.945
     assert shipped_run["config"]["validation_split"] == 0 and shipped_run["train_images"] == 60_000
 
