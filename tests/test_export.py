@@ -24,9 +24,12 @@ def test_the_bundle_holds_the_model_record_tables_curves_and_script(shipped_run:
     run_id = shipped_run["run_id"]
     archive = zipfile.ZipFile(io.BytesIO(export.bundle(run_id, PROJECT_ROOT / "models")))
     names = {Path(name).name for name in archive.namelist()}
+    # The run's TensorBoard event files go too (the shipped run has its train and test ones).
+    events = {p.name for p in (PROJECT_ROOT / "models" / run_id / "tensorboard").rglob("*.v2")}
+    assert len(events) == 2
     assert names == {
         "model.keras", "run.json", "history.csv", "confusion_matrix.csv", "curves.png",
-        f"train_{run_id}.py",
+        f"train_{run_id}.py", *events,
     }  # fmt: skip
     member = {Path(name).name: name for name in archive.namelist()}
     model = (PROJECT_ROOT / "models" / run_id / "model.keras").read_bytes()
