@@ -110,11 +110,9 @@ def fill_form(config: TrainConfig) -> None:
     values = {
         "network": config.network, "epochs": config.epochs, "batch": config.batch_size,
         "lr": config.learning_rate, "optimizer": config.optimizer,
-        "lr_schedule": config.lr_schedule, "val_split": config.validation_split,
-        "seed": config.seed, "patience": config.early_stopping_patience,
-        "name": config.name, "mixed": config.mixed_precision, "limit": limit,
-        "smoothing": config.label_smoothing,
+        "lr_schedule": config.lr_schedule, "limit": limit,
         "augment": [split_augment(entry)[0] for entry in config.augment],
+        **{key: getattr(config, field) for field, key in MORE_SETTINGS.items()},
     }  # fmt: skip
     strengths = augment_strengths(config.augment)
     for name, known in AUGMENT_STRENGTHS.items():

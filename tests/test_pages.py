@@ -192,6 +192,11 @@ def run_python(script: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+def last_line_printed(script: str) -> str:
+    """What ``script``, run by run_python, printed last."""
+    return run_python(script).stdout.strip().splitlines()[-1]
+
+
 def test_the_server_imports_the_pages_modules_before_it_opens_but_never_tensorflow() -> None:
     # fmnist.ui.server (`make run`): the first page's imports at start-up, not at its first visit.
     script = (
@@ -199,8 +204,7 @@ def test_the_server_imports_the_pages_modules_before_it_opens_but_never_tensorfl
         "in ('numpy', 'streamlit.emojis', 'fmnist.ui', 'fmnist.charts', 'tensorflow', 'keras') "
         "if name in sys.modules))"
     )
-    done = run_python(script)
-    imported = done.stdout.strip().splitlines()[-1]
+    imported = last_line_printed(script)
     assert imported == "['fmnist.charts', 'fmnist.ui', 'numpy', 'streamlit.emojis']"
 
 
@@ -211,8 +215,7 @@ def test_the_server_starts_streamlit_with_the_imports_done_and_nagle_off() -> No
         "cli.main = lambda args, prog_name: print(args, prog_name, s._bind_socket.without_delay)\n"
         "server.main(['--server.port', '8999'])"
     )
-    done = run_python(script)
-    started = done.stdout.strip().splitlines()[-1]
+    started = last_line_printed(script)
     assert started == "['run', 'app.py', '--server.port', '8999'] streamlit True"
 
 
