@@ -28,6 +28,7 @@ from bench.product import (
     wait_saved,
     wait_worker_ready,
 )
+from fmnist import hardware
 from fmnist.networks import NETWORKS
 from fmnist.schema import TrainConfig
 
@@ -79,6 +80,8 @@ def train_recipe(server: Server, browser, network: str) -> dict:
     if record is None:
         raise RuntimeError(f"the {network} recipe's job {job_id} saved no run")
     expected = TrainConfig(network=network, **NETWORKS[network].recipe).to_dict()
+    if not hardware.computes_16_bit(hardware.describe_devices()):
+        expected.pop("mixed_precision")  # the page leaves it unticked where it would be emulated
     differing = {
         key: (value, record["config"].get(key))
         for key, value in expected.items()
@@ -97,6 +100,7 @@ def train_recipe(server: Server, browser, network: str) -> dict:
         "label_smoothing": config.get("label_smoothing", 0.0),
         "augment": list(config.get("augment", [])),
         "validation_split": config["validation_split"],
+        "mixed_precision": record.get("mixed_precision", False),
         "test_accuracy": record["test_accuracy"],
         # With the mirror too (test-time augmentation), for recipes trained on mirrors.
         "test_accuracy_mirrored": record.get("test_accuracy_mirrored"),

@@ -515,8 +515,8 @@ def build_parser(prog: str = "python -m fmnist") -> argparse.ArgumentParser:
     train.add_argument(
         "--mixed-precision",
         action="store_true",
-        help="compute in 16 bits on GPUs: bfloat16 on Ampere and later, float16 before "
-        "(faster on recent NVIDIA GPUs; off by default)",
+        help="compute in 16 bits where the device has it: bfloat16 on CPUs with AVX-512 "
+        "BF16 or AMX and on Ampere and later GPUs, float16 on older GPUs (off by default)",
     )
     train.add_argument(
         "--name", default=defaults.name, help="a name for the run, part of its id (default: none)"

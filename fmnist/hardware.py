@@ -68,4 +68,45 @@ def describe_devices(gpus_dir: Path = NVIDIA_GPUS_DIR) -> list[str]:
     gpus = gpu_names(gpus_dir)
     if gpus:
         return [f"GPU {i}: {name}" for i, name in enumerate(gpus)]
-    return [f"CPU ({platform.processor() or platform.machine()})"]
+    return [cpu_description()]
+
+
+CPU_INFO = Path("/proc/cpuinfo")
+# x86 instructions for bfloat16 arithmetic, which oneDNN (TensorFlow's CPU kernels on x86
+# Linux) uses for bfloat16 convolutions and matrix products: AVX-512 BF16 (AMD Zen 4,
+# Intel Cooper Lake) and AMX (Intel Sapphire Rapids).
+BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+BFLOAT16_WORDS = "bfloat16"  # how the CPU's description says it has them
+
+
+def cpu_computes_bfloat16(cpu_info: Path = CPU_INFO) -> bool:
+    """Whether this CPU has bfloat16 arithmetic that TensorFlow uses: without it, Keras's
+    bfloat16 policy would be emulated, slower than float32."""
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):
+        return False  # TensorFlow's own kernels, without oneDNN, have no bfloat16 speed
+    try:
+        text = cpu_info.read_text(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return bool(BFLOAT16_FLAGS & set(value.split()))
+    return False
+
+
+def cpu_description(cpu_info: Path = CPU_INFO) -> str:
+    """ "CPU (x86_64)", or "CPU (x86_64, bfloat16)" where it computes in bfloat16."""
+    words = [platform.processor() or platform.machine()]
+    if cpu_computes_bfloat16(cpu_info):
+        words.append(BFLOAT16_WORDS)
+    return f"CPU ({', '.join(words)})"
+
+
+def computes_16_bit(devices: list[str]) -> bool:
+    """Whether a training on ``devices`` (as describe_devices names them) can use mixed
+    precision: a GPU, or a CPU with bfloat16 arithmetic."""
+    return any(
+        name.startswith("GPU") or (name.startswith("CPU") and f", {BFLOAT16_WORDS})" in name)
+        for name in devices
+    )

@@ -50,6 +50,10 @@ FAST_RECIPE: dict[str, Any] = {
     "learning_rate": 0.004,
     "lr_schedule": "one-cycle",
     "label_smoothing": 0.1,
+    # bfloat16 where the machine computes it (engine.train ignores it elsewhere): on this
+    # AMD EPYC's two cores the six epochs took 94 and 96 s instead of 125 and 118 s, for
+    # 93.26% and 93.14% on the test images against 93.21% and 92.92% (seeds 42 and 7).
+    "mixed_precision": True,
 }
 
 # The recipe of the best-accuracy target and of the shipped model: 60 epochs of augmented
@@ -61,6 +65,7 @@ WIDE_RECIPE: dict[str, Any] = {
     "epochs": 60,
     "augment": ("flip", "shift", "erase"),
     "validation_split": 0.0,
+    "mixed_precision": False,  # as the shipped model was trained; 16 bits unmeasured here
 }
 
 NETWORKS: dict[str, Network] = {

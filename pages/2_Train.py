@@ -10,6 +10,7 @@ from fmnist import (
     charts,
     evaluation,
     export,
+    hardware,
     imaging,
     inference_client,
     messages,
@@ -235,6 +236,8 @@ def recipe_words(config: TrainConfig) -> str:
     words = [messages.count(config.epochs, "epoch"), f"batch {config.batch_size}"]
     if config.learning_rate != TrainConfig.learning_rate or config.lr_schedule != "constant":
         words.append(f"rate {config.learning_rate:g} {config.lr_schedule}")
+    if config.mixed_precision:
+        words.append("mixed precision where the machine has it")
     return ", ".join(words + regularisation(config.to_dict()))
 
 
@@ -256,7 +259,7 @@ def draw_layers(name: str) -> None:
         )
 
 
-def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
+def draw_settings(name: str, job_active: bool, sixteen_bit: bool) -> None:
     with st.form(KEY + "form", border=True):
         # The settings people change most come first, so that Start stays in view
         # on a laptop screen; the rest wait in "More settings".
@@ -304,7 +307,7 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
                 "0: the fastest way to a good network in a few epochs.",
             ),
         }
-        settings |= draw_more_settings(has_gpu)
+        settings |= draw_more_settings(sixteen_bit)
         start, share = st.columns([3, 2])
         started = start.form_submit_button(
             "▶️ Start training", type="primary", disabled=job_active, width="stretch"
@@ -335,7 +338,7 @@ def draw_settings(name: str, job_active: bool, has_gpu: bool) -> None:
         st.rerun()
 
 
-def draw_more_settings(has_gpu: bool) -> dict:
+def draw_more_settings(sixteen_bit: bool) -> dict:
     """The form's "More settings": an expander whose twelve widgets are drawn from its first
     opening on, and then stay drawn, open or closed (a value typed there and not yet sent
     survives closing it). Until then the settings are the session's (fill_form's).
@@ -391,11 +394,13 @@ def draw_more_settings(has_gpu: bool) -> dict:
             "augment": augment_choice(),
             "mixed_precision": st.checkbox(
                 "Mixed precision",
-                disabled=not has_gpu,
+                disabled=not sixteen_bit,
                 key=KEY + "mixed",
                 persist_state="session",
-                help="16-bit arithmetic on GPUs (bfloat16 on Ampere and later, float16 "
-                "before): faster on recent GPUs; not available on CPU.",
+                help="16-bit arithmetic where the device has it: bfloat16 on CPUs with "
+                "AVX-512 BF16 or AMX (convolutions 1.2-1.4 times faster on two AMD EPYC "
+                "cores) and on Ampere and later GPUs, float16 on older GPUs. The weights "
+                "stay 32-bit. " + ("" if sixteen_bit else "This machine computes in 32 bits only."),
             ),
         }
 
@@ -999,7 +1004,7 @@ def draw_runs_table(records: list[dict]) -> None:
 def devices_pending() -> None:
     """Until a worker or the inference service has named the devices (a fresh server)."""
     if ui.training_client().devices() or ui.devices(timeout=0):
-        st.rerun()  # the whole page: the GPU settings depend on the answer
+        st.rerun()  # the whole page: the 16-bit setting depends on the answer
     st.caption("Compute: detecting… (TensorFlow is starting in a worker)")
 
 
@@ -1009,13 +1014,16 @@ def draw_train() -> None:
     ui.dataset()
     client = ui.training_client()
     devices = client.devices() or ui.devices(timeout=0.5)
-    has_gpu = any(d.startswith("GPU") for d in devices or ())
+    sixteen_bit = hardware.computes_16_bit(devices or [])
     if devices:
         st.caption(f"Compute: {', '.join(devices)}")
     else:
         devices_pending()
     fill_defaults()
     apply_link()
+    if devices and not sixteen_bit:
+        # A recipe's or a link's 16 bits would be emulated here: the box stays unticked.
+        st.session_state[KEY + "mixed"] = False
     job = own_job()
     job_active = job is not None and job.state.active
     # The builder's table and settings need more room than a named network's form.
@@ -1023,7 +1031,7 @@ def draw_train() -> None:
     settings, live = st.columns([1, 1] if building else [2, 3], gap="large")
     with settings:
         name = draw_network_picker()
-        draw_settings(name, job_active, has_gpu)
+        draw_settings(name, job_active, sixteen_bit)
         draw_layers(name)
     with live:
         draw_server_load(job.id if job else None)

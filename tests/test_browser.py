@@ -21,6 +21,7 @@ import pytest
 from playwright.sync_api import Browser, Download, Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from fmnist import hardware
 from fmnist.data import Dataset
 from fmnist.jobs.store import JobStore, hash_token, process_alive
 from fmnist.schema import JobState, TrainConfig
@@ -262,6 +263,9 @@ def test_a_networks_recipe_fills_the_form_and_trains_with_its_settings(
         128,
     )
     assert config["label_smoothing"] == 0.1 and config["augment"] == ["shift"]
+    # The recipe ticks "Mixed precision", which a machine without 16 bits leaves unticked.
+    sixteen_bit = hardware.computes_16_bit(hardware.describe_devices())
+    assert config["mixed_precision"] is record["mixed_precision"] is sixteen_bit
     assert record["epochs_completed"] == 1 and record["train_images"] == 1800
     assert_no_exception(page)
     screenshot(page, "train-recipe")
@@ -277,6 +281,14 @@ def test_more_settings_come_with_their_first_opening_and_keep_an_unsent_value(
     more = page.get_by_text("More settings")
     more.click()
     expect(seed).to_have_value("42")
+    # 16-bit arithmetic is offered where the machine has it: a GPU, or a CPU with bfloat16
+    # (known once a worker has named the devices).
+    expect(page.get_by_text(re.compile("^Compute: (CPU|GPU)"))).to_be_visible(timeout=90_000)
+    mixed = expect(page.get_by_role("checkbox", name="Mixed precision"))
+    if hardware.computes_16_bit(hardware.describe_devices()):
+        mixed.to_be_enabled()
+    else:
+        mixed.to_be_disabled()
     seed.fill("77")
     seed.press("Tab")  # typed, not sent: the form sends it with Start or Copy link
     more.click()  # closed again: a rerun of the page, which keeps the widgets drawn

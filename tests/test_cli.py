@@ -258,6 +258,32 @@ def test_devices_come_from_the_nvidia_driver(
     assert hardware.describe_devices(gpus)[0].startswith("CPU (")
 
 
+def test_a_cpu_with_bfloat16_arithmetic_is_named_and_offers_mixed_precision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    zen4, older, arm = tmp_path / "zen4", tmp_path / "older", tmp_path / "arm"
+    zen4.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\n"
+        "flags\t\t: fpu sse2 avx2 avx512f avx512_vnni avx512_bf16 fma\n\n"
+    )
+    older.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f fma\n")
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")
+    assert hardware.cpu_computes_bfloat16(zen4)
+    assert not hardware.cpu_computes_bfloat16(older)
+    assert not hardware.cpu_computes_bfloat16(arm)  # oneDNN's Arm bfloat16 is unmeasured
+    assert not hardware.cpu_computes_bfloat16(tmp_path / "absent")
+    assert hardware.cpu_description(zen4).endswith(", bfloat16)")
+    assert "bfloat16" not in hardware.cpu_description(older)
+    assert hardware.computes_16_bit([hardware.cpu_description(zen4)])
+    assert not hardware.computes_16_bit([hardware.cpu_description(older)])
+    assert hardware.computes_16_bit(["GPU 0: NVIDIA H100 80GB HBM3"])
+    assert not hardware.computes_16_bit([])
+    # Without oneDNN, TensorFlow's kernels would emulate bfloat16: slower than float32.
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert not hardware.cpu_computes_bfloat16(zen4)
+
+
 def test_train_help_describes_every_option_with_its_default() -> None:
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices

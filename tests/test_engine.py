@@ -105,6 +105,46 @@ def test_one_epoch_of_mlp_reports_progress_and_scores(dataset: Dataset, models_d
     assert accuracy == pytest.approx(record.test_accuracy, abs=0.06)
 
 
+def test_mixed_precision_computes_in_bfloat16_on_a_cpu_that_has_it(
+    dataset: Dataset, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fmnist import hardware
+    from fmnist.ml import tflite
+    from fmnist.ml.inference import load_run_model, predict_probabilities
+
+    config = TrainConfig(network="cnn", epochs=1, limit=1000, mixed_precision=True)
+    # Where bfloat16 would be emulated (slower than float32), the setting is not applied,
+    # and the record says so.
+    monkeypatch.setattr(hardware, "cpu_computes_bfloat16", lambda: False)
+    _, emulated = engine.train(replace(config, network="mlp"), dataset, ListSink())
+    assert emulated.mixed_precision is False
+
+    monkeypatch.setattr(hardware, "cpu_computes_bfloat16", lambda: True)
+    model, record = engine.train(config, dataset, ListSink())
+    assert record.mixed_precision is True
+    assert {layer.dtype_policy.name for layer in model.layers[:-1]} == {"mixed_bfloat16"}
+    assert model.layers[0].kernel.dtype == "float32"  # the weights stay 32-bit
+    assert model.layers[-1].dtype_policy.name == "float32"  # and the softmax
+    # The worker's next training starts from float32 again.
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert record.test_accuracy > 0.5
+
+    runs.save_run(model, record.to_dict(), models_dir)
+    loaded = load_run_model(record.run_id, models_dir)
+    probabilities = predict_probabilities(loaded, dataset.x_test[:1000])
+    assert probabilities.dtype == np.float64
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-3)
+    accuracy = (probabilities.argmax(axis=1) == dataset.y_test[:1000]).mean()
+    assert accuracy == pytest.approx(record.test_accuracy, abs=0.05)
+    # TensorFlow Lite has no bfloat16 kernels: the network is converted as its float32
+    # self, which answers as the bfloat16 one does.
+    lite = tflite.convert(loaded, dataset.x_test[:100])
+    assert lite.same_class == 100
+    agree = (tflite.predict(lite.content, dataset.x_test[:1000]).argmax(axis=1)
+             == probabilities.argmax(axis=1)).mean()  # fmt: skip
+    assert agree > 0.97
+
+
 def test_a_stop_mid_epoch_is_recorded_as_a_partial_epoch(dataset: Dataset) -> None:
     # 10,000 images, batch 32: 282 batches an epoch, 7 per call into TensorFlow.
     sink = ListSink(stop_after=12)

@@ -388,7 +388,8 @@ def train(
     gpus = devices.configure_gpus()
     strategy = devices.choose_strategy(config.devices)
     device = devices.device_label(strategy, gpus)
-    use_mixed = config.mixed_precision and bool(gpus)
+    policy = devices.mixed_precision_policy(gpus) if config.mixed_precision else None
+    use_mixed = policy is not None
 
     x_train, y_train, x_val, y_val = split_data(dataset, config)
     batches = math.ceil(len(y_train) / config.batch_size)
@@ -406,7 +407,7 @@ def train(
 
     sink.phase("building the network")
     if use_mixed:
-        keras.mixed_precision.set_global_policy(devices.mixed_policy(devices.gpu_capabilities()))
+        keras.mixed_precision.set_global_policy(policy)
     try:
         with strategy.scope():
             # A restarted schedule spans the new epochs only.

@@ -75,6 +75,21 @@ def build_model(name: str, spec: object = None) -> keras.Model:
     return build_from_spec(network_spec.PRESETS[name], name)
 
 
+def in_float32(model: keras.Model) -> keras.Model:
+    """``model`` when it computes in float32, else a copy that does, with its weights (a
+    mixed-precision network keeps its weights in float32): TensorFlow Lite's converter has
+    no bfloat16 kernels."""
+    if all(layer.dtype_policy.compute_dtype == "float32" for layer in model.layers):
+        return model
+
+    def float32_layer(layer: keras.Layer) -> keras.Layer:
+        return type(layer).from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=float32_layer)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def layer_table(model: keras.Model) -> list[dict[str, Any]]:
     """One row per layer: name, type, output shape and parameters, as the Train page shows."""
     return [

@@ -16,6 +16,7 @@ from fmnist.evaluation import as_probabilities, to_model_input
 from fmnist.inference_protocol import ModelError, TfliteModel
 from fmnist.messages import first_line
 from fmnist.ml.inference import predict_probabilities
+from fmnist.ml.networks import in_float32
 
 CHECK_IMAGES = 100
 # Float32 kernels differ from TensorFlow's in the order of additions: measured 5e-5 on the
@@ -25,6 +26,8 @@ TOLERANCE = 5e-3
 
 def convert(model: keras.Model, images: np.ndarray) -> TfliteModel:
     """``model`` as a .tflite flat buffer, checked on ``images`` (uint8, N x 28 x 28)."""
+    # A mixed-precision network is converted, and compared, as its float32 self.
+    model = in_float32(model)
     try:
         content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     except Exception as error:  # noqa: BLE001 - the converter's errors are many and long
