@@ -102,8 +102,9 @@ NETWORKS: dict[str, Network] = {
             "max-pool, Dense 128: the quickest way to 93% on a CPU.",
             "Fashion-MNIST Studio's time-to-accuracy CNN",
             recipe=FAST_RECIPE,
-            recipe_words="93% on the test images in about 2 minutes on a 2-core CPU: six "
-            "epochs, batch 128, a one-cycle learning rate up to 0.004 and label smoothing 0.1.",
+            recipe_words="93% on the test images in under 2 minutes on a 2-core CPU that "
+            "computes in bfloat16, 2¼ minutes in float32: six epochs, batch 128, a one-cycle "
+            "learning rate up to 0.004 and label smoothing 0.1.",
         ),
         Network(
             "fast-wide",
