@@ -125,21 +125,36 @@ def draw() -> None:
     columns = [column for _ in range(0, len(settings), 3) for column in st.columns(3)]
     for column, setting in zip(columns, settings, strict=False):
         widget = f"{KEY}layer_{version}_{chosen}_{setting.name}"
-        st.session_state.setdefault(widget, layer[setting.name])
+        value = layer[setting.name]
         common = {
             "key": widget,
             "on_change": change_setting,
             "args": (chosen, setting.name, widget),
         }
+        # The layer's value is each widget's default, which a number field emptied and
+        # left goes back to (with none, Streamlit's field took its least: a Dense of 1 unit).
         if setting.choices:
-            column.selectbox(setting.name.capitalize(), setting.choices, **common)
+            choices = list(setting.choices)
+            column.selectbox(
+                setting.name.capitalize(), choices, index=choices.index(value), **common
+            )
         elif isinstance(setting.default, int):
             column.number_input(
-                setting.name.capitalize(), int(setting.low), int(setting.high), step=1, **common
+                setting.name.capitalize(),
+                int(setting.low),
+                int(setting.high),
+                value=int(value),
+                step=1,
+                **common,
             )
         else:
             column.number_input(
-                setting.name.capitalize(), setting.low, setting.high, step=0.05, **common
+                setting.name.capitalize(),
+                setting.low,
+                setting.high,
+                value=float(value),
+                step=0.05,
+                **common,
             )
 
     kind_column, add = st.columns([4, 3], vertical_alignment="bottom")
