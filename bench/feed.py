@@ -7,7 +7,9 @@ Three contenders per case, each a fresh process, in a rotating order each round:
   device, batches gathered, scaled and augmented inside the compiled step);
 - ``tf.data``: the same, with tf.data making the batches on the host (``feed_on_device=False``);
 - ``plain Keras``: the seeds' ``model.fit(x / 255.0, y, batch_size=32, ...)`` (bench/training.py),
-  for the cases at the seeds' batch size of 32.
+  for the cases at the seeds' batch size of 32. Where the CPU has bfloat16 arithmetic, a
+  "cnn, mixed precision" case trains with the Train page's "Mixed precision" ticked; it is
+  compared with the ``cnn`` case's float32 fit (the seeds' fit knows no mixed precision).
 
 Figures are run averages (training images x epochs / the epochs' seconds, validation and
 the first epoch's tracing included for all) and the last epoch's rate. Library-level: no
@@ -95,20 +97,37 @@ def contender(name: str, settings: dict) -> dict:
 
 def run(rounds: int) -> dict:
     results: dict = {}
+    # The seeds' fits by (network, images, epochs): the mixed-precision case's is the same
+    # float32 fit as its float32 case's, measured once and compared with both.
+    plain_fits: dict[tuple, list[dict]] = {}
     for case, settings in CASES.items():
-        names = [n for n in CONTENDERS if n != "plain Keras" or settings["batch_size"] == 32]
+        plain = (settings["network"], settings["limit"], settings["epochs"])
+        names = [
+            n
+            for n in CONTENDERS
+            if n != "plain Keras" or (settings["batch_size"] == 32 and plain not in plain_fits)
+        ]
         say(f"{case}: {settings}, {rounds} round(s) of {', '.join(names)}")
         samples: dict[str, list[dict]] = {name: [] for name in names}
         for number in range(rounds):
             order = names[number % len(names) :] + names[: number % len(names)]
             for name in order:
                 sample = contender(name, settings)
+                if name != "plain Keras" and sample["mixed_precision"] != bool(
+                    settings.get("mixed_precision")
+                ):
+                    raise RuntimeError(f"{case}: the engine's run had mixed precision "
+                                       f"{sample['mixed_precision']}")  # fmt: skip
                 samples[name].append(sample)
                 say(
                     f"  round {number + 1}, {name:<12} {sample['images_per_s']:>8,.0f} images/s"
                     f" (last epoch {sample['last_epoch_images_per_s']:,.0f});"
                     f" epochs {sample['epoch_seconds']} s"
                 )
+        if "plain Keras" in samples:
+            plain_fits[plain] = samples["plain Keras"]
+        elif plain in plain_fits:
+            samples["plain Keras"] = plain_fits[plain]
         best = {
             name: {
                 key: round(max(s[key] for s in runs))

@@ -103,10 +103,15 @@ def cpu_description(cpu_info: Path = CPU_INFO) -> str:
     return f"CPU ({', '.join(words)})"
 
 
-def computes_16_bit(devices: list[str]) -> bool:
+def computes_16_bit(devices: list[str]) -> bool | None:
     """Whether a training on ``devices`` (as describe_devices names them) can use mixed
-    precision: a GPU, or a CPU with bfloat16 arithmetic."""
-    return any(
-        name.startswith("GPU") or (name.startswith("CPU") and f", {BFLOAT16_WORDS})" in name)
+    precision: a GPU, or a CPU with bfloat16 arithmetic. None where the names do not tell:
+    no devices named yet, or a Ray cluster's (its machines decide for themselves)."""
+    if any(
+        name.startswith("GPU") or (name.startswith("CPU (") and f", {BFLOAT16_WORDS})" in name)
         for name in devices
-    )
+    ):
+        return True
+    if devices and all(name.startswith("CPU (") for name in devices):
+        return False
+    return None

@@ -50,9 +50,10 @@ FAST_RECIPE: dict[str, Any] = {
     "learning_rate": 0.004,
     "lr_schedule": "one-cycle",
     "label_smoothing": 0.1,
-    # bfloat16 where the machine computes it (engine.train ignores it elsewhere): on this
-    # AMD EPYC's two cores the six epochs took 94 and 96 s instead of 125 and 118 s, for
-    # 93.26% and 93.14% on the test images against 93.21% and 92.92% (seeds 42 and 7).
+    # 16 bits where the machine has them (engine.train trains in float32 elsewhere): in
+    # bfloat16 on this AMD EPYC's two cores the six epochs took 94 and 96 s instead of 125
+    # and 118 s, for 93.26% and 93.14% on the test images against 93.21% and 92.92% (seeds
+    # 42 and 7). float16, on GPUs before Ampere, is unmeasured.
     "mixed_precision": True,
 }
 

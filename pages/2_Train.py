@@ -259,7 +259,7 @@ def draw_layers(name: str) -> None:
         )
 
 
-def draw_settings(name: str, job_active: bool, sixteen_bit: bool) -> None:
+def draw_settings(name: str, job_active: bool, sixteen_bit: bool | None) -> None:
     with st.form(KEY + "form", border=True):
         # The settings people change most come first, so that Start stays in view
         # on a laptop screen; the rest wait in "More settings".
@@ -338,7 +338,7 @@ def draw_settings(name: str, job_active: bool, sixteen_bit: bool) -> None:
         st.rerun()
 
 
-def draw_more_settings(sixteen_bit: bool) -> dict:
+def draw_more_settings(sixteen_bit: bool | None) -> dict:
     """The form's "More settings": an expander whose twelve widgets are drawn from its first
     opening on, and then stay drawn, open or closed (a value typed there and not yet sent
     survives closing it). Until then the settings are the session's (fill_form's).
@@ -394,13 +394,13 @@ def draw_more_settings(sixteen_bit: bool) -> dict:
             "augment": augment_choice(),
             "mixed_precision": st.checkbox(
                 "Mixed precision",
-                disabled=not sixteen_bit,
+                disabled=sixteen_bit is False,
                 key=KEY + "mixed",
                 persist_state="session",
-                help="16-bit arithmetic where the device has it: bfloat16 on CPUs with "
-                "AVX-512 BF16 or AMX (convolutions 1.2-1.4 times faster on two AMD EPYC "
-                "cores) and on Ampere and later GPUs, float16 on older GPUs. The weights "
-                "stay 32-bit. " + ("" if sixteen_bit else "This machine computes in 32 bits only."),
+                help="16-bit arithmetic where the device has it, for faster steps: "
+                "bfloat16 on CPUs with AVX-512 BF16 or AMX and on Ampere and later GPUs, "
+                "float16 on older GPUs. The weights stay 32-bit. "
+                + ("This machine computes in 32 bits only." if sixteen_bit is False else ""),
             ),
         }
 
@@ -437,6 +437,7 @@ def describe_config(config: TrainConfig) -> str:
         f"{config.learning_rate:g} ({config.optimizer}, {config.lr_schedule}) · "
         f"{images} images, {config.validation_split:.0%} for validation · seed {config.seed}"
         + "".join(f" · {extra}" for extra in regularisation(config.to_dict()))
+        + (" · mixed precision" if config.mixed_precision else "")
     )
 
 
@@ -927,6 +928,9 @@ def draw_runs_table(records: list[dict]) -> None:
             "confusion_matrix.csv, curves.png, a plain Keras script that trains the "
             "same network with the same settings, and its TensorBoard event files",
             key=KEY + "download_" + record["run_id"],
+            # No rerun: a click's rerun redrew the button while its bundle was asked for,
+            # and the button once stayed spinning and disabled for over a minute.
+            on_click="ignore",
         )
         lite = st.session_state.get(KEY + "tflite")
         if lite and lite[0] == record["run_id"]:
@@ -936,6 +940,7 @@ def draw_runs_table(records: list[dict]) -> None:
                 file_name=f"{record['run_id']}.tflite",
                 mime="application/octet-stream",
                 key=KEY + "tflite_download_" + record["run_id"],
+                on_click="ignore",
             )
             column.caption(
                 f"{len(lite[1].content) / 1e6:.1f} MB. Checked: the same class as Keras for "
@@ -1021,10 +1026,11 @@ def draw_train() -> None:
         devices_pending()
     fill_defaults()
     apply_link()
-    if devices and not sixteen_bit:
-        # A recipe's or a link's 16 bits would be emulated here: the box stays unticked.
-        st.session_state[KEY + "mixed"] = False
     job = own_job()
+    if sixteen_bit is False:
+        # A recipe's, a link's or a job's 16 bits would be emulated here: the box stays
+        # unticked (after own_job, which may fill the form with its job's settings).
+        st.session_state[KEY + "mixed"] = False
     job_active = job is not None and job.state.active
     # The builder's table and settings need more room than a named network's form.
     building = st.session_state.get(KEY + "network") == CUSTOM

@@ -226,11 +226,20 @@ NETWORK_OPTIONS = [
 ]
 
 
+def computes_16_bit(page: Page) -> bool | None:
+    """What the Train page's "Compute:" line says of 16-bit arithmetic, once a worker has
+    named the devices."""
+    line = page.get_by_text(re.compile("^Compute: (CPU|GPU)"))
+    expect(line).to_be_visible(timeout=90_000)
+    return hardware.computes_16_bit([line.inner_text().removeprefix("Compute: ")])
+
+
 def test_a_networks_recipe_fills_the_form_and_trains_with_its_settings(
     page: Page, server: Server
 ) -> None:
     page.set_viewport_size({"width": 1280, "height": 800})  # a laptop: Start stays in view
     open_page(page, server.url, "/Train", "🏋️ Train a network")
+    sixteen_bit = computes_16_bit(page)
     select_option(page, "Network", NETWORK_OPTIONS[4])
     expect(page.get_by_text("242,602 parameters")).to_be_visible()
     expect(page.get_by_role("button", name="Start training")).to_be_in_viewport()
@@ -264,8 +273,9 @@ def test_a_networks_recipe_fills_the_form_and_trains_with_its_settings(
     )
     assert config["label_smoothing"] == 0.1 and config["augment"] == ["shift"]
     # The recipe ticks "Mixed precision", which a machine without 16 bits leaves unticked.
-    sixteen_bit = hardware.computes_16_bit(hardware.describe_devices())
     assert config["mixed_precision"] is record["mixed_precision"] is sixteen_bit
+    if sixteen_bit:
+        expect(page.get_by_text(re.compile(r"^Device: .+, b?float16 arithmetic$"))).to_be_visible()
     assert record["epochs_completed"] == 1 and record["train_images"] == 1800
     assert_no_exception(page)
     screenshot(page, "train-recipe")
@@ -281,11 +291,9 @@ def test_more_settings_come_with_their_first_opening_and_keep_an_unsent_value(
     more = page.get_by_text("More settings")
     more.click()
     expect(seed).to_have_value("42")
-    # 16-bit arithmetic is offered where the machine has it: a GPU, or a CPU with bfloat16
-    # (known once a worker has named the devices).
-    expect(page.get_by_text(re.compile("^Compute: (CPU|GPU)"))).to_be_visible(timeout=90_000)
+    # 16-bit arithmetic is offered where the machine has it: a GPU, or a CPU with bfloat16.
     mixed = expect(page.get_by_role("checkbox", name="Mixed precision"))
-    if hardware.computes_16_bit(hardware.describe_devices()):
+    if computes_16_bit(page):
         mixed.to_be_enabled()
     else:
         mixed.to_be_disabled()
@@ -335,6 +343,12 @@ def test_the_builder_makes_a_network_trains_it_and_shares_it_as_a_link(
     units = page.get_by_label("Units")
     units.fill("32")
     units.press("Tab")
+    expect(builder_total(page)).to_contain_text("89,130")
+    # A field emptied and left goes back to the layer's value, not to its least (1 unit).
+    units.fill("")
+    units.press("Tab")
+    wait_until_idle(page)
+    expect(units).to_have_value("32")
     expect(builder_total(page)).to_contain_text("89,130")
     screenshot(page, "train-builder")
 

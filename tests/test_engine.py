@@ -109,9 +109,10 @@ def test_mixed_precision_computes_in_bfloat16_on_a_cpu_that_has_it(
     dataset: Dataset, models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from fmnist import hardware
-    from fmnist.ml import tflite
+    from fmnist.ml import devices, tflite
     from fmnist.ml.inference import load_run_model, predict_probabilities
 
+    monkeypatch.setattr(devices, "configure_gpus", lambda: [])  # the CPU's path, GPU or not
     config = TrainConfig(network="cnn", epochs=1, limit=1000, mixed_precision=True)
     # Where bfloat16 would be emulated (slower than float32), the setting is not applied,
     # and the record says so.
@@ -120,8 +121,10 @@ def test_mixed_precision_computes_in_bfloat16_on_a_cpu_that_has_it(
     assert emulated.mixed_precision is False
 
     monkeypatch.setattr(hardware, "cpu_computes_bfloat16", lambda: True)
-    model, record = engine.train(config, dataset, ListSink())
+    sink = ListSink()
+    model, record = engine.train(config, dataset, sink)
     assert record.mixed_precision is True
+    assert sink.device == record.device == "CPU, bfloat16 arithmetic"  # the job's page says it
     assert {layer.dtype_policy.name for layer in model.layers[:-1]} == {"mixed_bfloat16"}
     assert model.layers[0].kernel.dtype == "float32"  # the weights stay 32-bit
     assert model.layers[-1].dtype_policy.name == "float32"  # and the softmax
@@ -143,6 +146,10 @@ def test_mixed_precision_computes_in_bfloat16_on_a_cpu_that_has_it(
     agree = (tflite.predict(lite.content, dataset.x_test[:1000]).argmax(axis=1)
              == probabilities.argmax(axis=1)).mean()  # fmt: skip
     assert agree > 0.97
+    # A continued run computes as its parent's layers do, whatever its box says, and says so.
+    continued = replace(config, epochs=2, mixed_precision=False, parent_run=record.run_id)
+    _, child = engine.train(continued, dataset, ListSink())
+    assert child.mixed_precision is True and child.device == "CPU, bfloat16 arithmetic"
 
 
 def test_a_stop_mid_epoch_is_recorded_as_a_partial_epoch(dataset: Dataset) -> None:

@@ -80,8 +80,8 @@ def mixed_policy(capabilities: list[tuple[int, int]]) -> str:
 
 def mixed_precision_policy(gpus: list[str]) -> str | None:
     """The Keras mixed-precision policy this machine computes natively: the GPUs'
-    (mixed_policy), bfloat16 on a CPU with bfloat16 arithmetic (convolutions 1.2-1.4 times
-    faster on an AMD EPYC's two cores), or None where 16 bits would be emulated."""
+    (mixed_policy), bfloat16 on a CPU with bfloat16 arithmetic, or None where 16 bits would
+    be emulated (slower than float32)."""
     if gpus:
         return mixed_policy(gpu_capabilities())
     return "mixed_bfloat16" if hardware.cpu_computes_bfloat16() else None

@@ -387,9 +387,7 @@ def train(
     keras.utils.set_random_seed(config.seed + initial_epoch)
     gpus = devices.configure_gpus()
     strategy = devices.choose_strategy(config.devices)
-    device = devices.device_label(strategy, gpus)
     policy = devices.mixed_precision_policy(gpus) if config.mixed_precision else None
-    use_mixed = policy is not None
 
     x_train, y_train, x_val, y_val = split_data(dataset, config)
     batches = math.ceil(len(y_train) / config.batch_size)
@@ -406,7 +404,7 @@ def train(
     )
 
     sink.phase("building the network")
-    if use_mixed:
+    if policy is not None:
         keras.mixed_precision.set_global_policy(policy)
     try:
         with strategy.scope():
@@ -425,8 +423,14 @@ def train(
                 ),
             )
     finally:
-        if use_mixed:
+        if policy is not None:
             keras.mixed_precision.set_global_policy("float32")
+    # What the network computes in, as built: a continued run keeps its parent's layers.
+    sixteen_bit = sorted({layer.dtype_policy.compute_dtype for layer in model.layers} - {"float32"})
+    use_mixed = bool(sixteen_bit)
+    device = devices.device_label(strategy, gpus)
+    if use_mixed:  # the job's page says it
+        device += f", {sixteen_bit[0]} arithmetic"
 
     calibration = (
         x_train[: batch_norm.RECALIBRATION_IMAGES] if batch_norm.has_batch_norm(model) else None

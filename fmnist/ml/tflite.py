@@ -22,21 +22,27 @@ CHECK_IMAGES = 100
 # Float32 kernels differ from TensorFlow's in the order of additions: measured 5e-5 on the
 # shipped CNN. A hundred times that still means the same network.
 TOLERANCE = 5e-3
+# bfloat16 keeps 8 bits of each number: a mixed-precision network's probabilities were up
+# to 0.012 from its float32 self's on 1,000 test images (fast, cnn and mlp, short runs).
+# Four times that still means the same network.
+SIXTEEN_BIT_TOLERANCE = 5e-2
 
 
 def convert(model: keras.Model, images: np.ndarray) -> TfliteModel:
-    """``model`` as a .tflite flat buffer, checked on ``images`` (uint8, N x 28 x 28)."""
-    # A mixed-precision network is converted, and compared, as its float32 self.
-    model = in_float32(model)
+    """``model`` as a .tflite flat buffer, checked on ``images`` (uint8, N x 28 x 28)
+    against ``model`` as the app runs it."""
     try:
-        content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        # TensorFlow Lite has no bfloat16 kernels: a mixed-precision network goes as its
+        # float32 self.
+        converted = in_float32(model)
+        content = tf.lite.TFLiteConverter.from_keras_model(converted).convert()
     except Exception as error:  # noqa: BLE001 - the converter's errors are many and long
         raise ModelError(f"TensorFlow Lite cannot convert it: {first_line(error)}") from None
     lite = predict(content, images)
     keras_probabilities = predict_probabilities(model, images)
     difference = float(np.abs(lite - keras_probabilities).max())
     same_class = int((lite.argmax(axis=1) == keras_probabilities.argmax(axis=1)).sum())
-    if not difference <= TOLERANCE:  # NaN too
+    if not difference <= (TOLERANCE if converted is model else SIXTEEN_BIT_TOLERANCE):  # NaN too
         raise ModelError(
             f"the TensorFlow Lite model answers differently from Keras (probabilities apart "
             f"by up to {difference:.3g} on {len(images)} test images): not handed out"
