@@ -397,7 +397,7 @@ def draw_more_settings(sixteen_bit: bool | None) -> dict:
                 disabled=sixteen_bit is False,
                 key=KEY + "mixed",
                 persist_state="session",
-                help="16-bit arithmetic where the device has it, for faster steps: "
+                help="16-bit arithmetic where the device has it, for faster convolutions: "
                 "bfloat16 on CPUs with AVX-512 BF16 or AMX and on Ampere and later GPUs, "
                 "float16 on older GPUs. The weights stay 32-bit. "
                 + ("This machine computes in 32 bits only." if sixteen_bit is False else ""),
