@@ -928,8 +928,9 @@ def draw_runs_table(records: list[dict]) -> None:
             "confusion_matrix.csv, curves.png, a plain Keras script that trains the "
             "same network with the same settings, and its TensorBoard event files",
             key=KEY + "download_" + record["run_id"],
-            # No rerun: a click's rerun redrew the button while its bundle was asked for,
-            # and the button once stayed spinning and disabled for over a minute.
+            # No rerun: a download has nothing to redraw, and a rerun racing the bundle's
+            # request is one way the button once stayed spinning, disabled, for over a
+            # minute in a browser test (not seen again since, in 4 runs and a full suite).
             on_click="ignore",
         )
         lite = st.session_state.get(KEY + "tflite")
