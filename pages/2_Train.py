@@ -751,6 +751,8 @@ def run_rows(records: list[dict]) -> list[dict]:
                             config.get("label_smoothing")
                             and f"smooth {config['label_smoothing']:g}",
                             ", ".join(map(describe_augment, config.get("augment") or ())),
+                            # What it computed in, not what was asked for.
+                            r.get("mixed_precision") and "16-bit",
                         ),
                     )
                 ),
@@ -874,7 +876,9 @@ def draw_runs_table(records: list[dict]) -> None:
             # A fixed width: the shipped run's "smooth 0.1 · flip, shift, erase" would
             # otherwise push the last columns out of a 1400 px window.
             "extras": st.column_config.TextColumn(
-                help="label smoothing and augmentations of the training images", width="small"
+                help="label smoothing, augmentations of the training images, and 16-bit "
+                "arithmetic (mixed precision)",
+                width="small",
             ),
         },
     )

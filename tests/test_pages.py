@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from fmnist import hardware
 from fmnist.data import Dataset
 from fmnist.jobs.store import JobStore, Worker
 from fmnist.schema import JobState, TrainConfig
@@ -331,6 +332,7 @@ def test_train_page_trains_in_a_worker_and_lists_the_run(models_dir: Path) -> No
     assert layers.endswith("| **total** | | | **101,770** |")
     app.selectbox(key="train_limit").set_value("2,000")
     app.number_input(key="train_epochs").set_value(1)
+    app.session_state["train_mixed"] = True  # "More settings" is not drawn yet
     next(b for b in app.button if "Start training" in b.label).click().run()
     assert not app.exception
     job_id, key = app.query_params["job"], app.query_params["key"]
@@ -347,6 +349,9 @@ def test_train_page_trains_in_a_worker_and_lists_the_run(models_dir: Path) -> No
     assert len(list(models_dir.glob("*/run.json"))) == 1
     assert app.dataframe, "the runs table is missing"
     assert list(app.dataframe[0].value["network"]) == ["mlp"]
+    # The table says what the run computed in: 16 bits where this CPU has bfloat16.
+    sixteen_bit = hardware.cpu_computes_bfloat16()
+    assert list(app.dataframe[0].value["extras"]) == ["16-bit" if sixteen_bit else ""]
     assert JobStore().owns(job_id, key)
 
 
