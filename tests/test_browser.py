@@ -344,7 +344,9 @@ def test_the_builder_makes_a_network_trains_it_and_shares_it_as_a_link(
     units.fill("32")
     units.press("Tab")
     expect(builder_total(page)).to_contain_text("89,130")
-    # A field emptied and left goes back to the layer's value, not to its least (1 unit).
+    # A field emptied and left goes back to the layer's value, not to its least (1 unit),
+    # once the rerun has brought the field its new value (it came with the run's end).
+    wait_until_idle(page)
     units.fill("")
     units.press("Tab")
     wait_until_idle(page)
