@@ -934,7 +934,7 @@ def draw_runs_table(records: list[dict]) -> None:
             key=KEY + "download_" + record["run_id"],
             # No rerun: a download has nothing to redraw, and a rerun racing the bundle's
             # request is one way the button once stayed spinning, disabled, for over a
-            # minute in a browser test (not seen again since, in 4 runs and a full suite).
+            # minute in a browser test (not seen again since this change).
             on_click="ignore",
         )
         lite = st.session_state.get(KEY + "tflite")
